@@ -1,0 +1,3 @@
+DROP INDEX outbox_created;
+ALTER TABLE outbox DROP COLUMN provider_ref;
+ALTER TABLE outbox DROP COLUMN provider;

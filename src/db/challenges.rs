@@ -1,0 +1,165 @@
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::challenges;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = challenges)]
+pub struct Challenge {
+    pub id: String,
+    pub reference: String,
+    pub subject: String,
+    pub purpose: String,
+    pub user_id: Option<i64>,
+    pub org_id: i64,
+    pub channels: String,
+    pub destination_masked: String,
+    pub device_id: Option<String>,
+    pub code_hash: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub consumed_at: Option<i64>,
+    pub superseded_at: Option<i64>,
+    /// The short numeric Id TwoFactor callers see.
+    pub numeric_id: Option<i64>,
+    /// Handed back by a TwoFactor validation that asks for one.
+    pub change_request_id: Option<String>,
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Challenge>> {
+    challenges::table
+        .find(id)
+        .select(Challenge::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<usize> {
+    diesel::insert_into(challenges::table)
+        .values(c)
+        .execute(conn)
+}
+
+/// Closes the open challenge of a subject and purpose, if any: its code stops working,
+/// and its messages still waiting in the outbox are cancelled.
+pub fn supersede_open(
+    conn: &mut DbConnection,
+    subject: &str,
+    purpose: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    let open: Vec<String> = challenges::table
+        .filter(challenges::subject.eq(subject))
+        .filter(challenges::purpose.eq(purpose))
+        .filter(challenges::consumed_at.is_null())
+        .filter(challenges::superseded_at.is_null())
+        .select(challenges::id)
+        .load(conn)?;
+    if open.is_empty() {
+        return Ok(0);
+    }
+    super::outbox::cancel_queued(conn, &open, "cancelled: a newer code superseded it", now)?;
+    diesel::update(challenges::table.filter(challenges::id.eq_any(&open)))
+        .set(challenges::superseded_at.eq(now))
+        .execute(conn)
+}
+
+/// Spends one attempt, and consumes the challenge when `correct`, in one conditional
+/// statement: it only touches a challenge that is still open, unexpired and has an
+/// attempt left. Returns whether it did. Concurrent callers can therefore never spend
+/// more than `max_attempts`, and at most one of them consumes the challenge.
+pub fn spend_attempt(
+    conn: &mut DbConnection,
+    id: &str,
+    correct: bool,
+    now: i64,
+) -> QueryResult<bool> {
+    let target = challenges::table
+        .filter(challenges::id.eq(id))
+        .filter(challenges::consumed_at.is_null())
+        .filter(challenges::superseded_at.is_null())
+        .filter(challenges::expires_at.gt(now))
+        .filter(challenges::attempts.lt(challenges::max_attempts));
+    let n = if correct {
+        diesel::update(target)
+            .set((
+                challenges::attempts.eq(challenges::attempts + 1),
+                challenges::consumed_at.eq(now),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(target)
+            .set(challenges::attempts.eq(challenges::attempts + 1))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// Deletes challenges that expired before `before`.
+pub fn delete_expired_before(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(challenges::table.filter(challenges::expires_at.lt(before))).execute(conn)
+}
+
+pub fn find_by_numeric_id(
+    conn: &mut DbConnection,
+    numeric_id: i64,
+) -> QueryResult<Option<Challenge>> {
+    challenges::table
+        .filter(challenges::numeric_id.eq(numeric_id))
+        .select(Challenge::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The next numeric Id: a sequence on PostgreSQL (no hot row to wait on); on SQLite,
+/// the largest plus one, safe under the write lock every issue holds.
+pub fn next_numeric_id(conn: &mut DbConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Next {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let q = match conn {
+        DbConnection::Pg(_) => "SELECT nextval('challenge_numeric_id') AS id",
+        DbConnection::Sqlite(_) => "SELECT COALESCE(MAX(numeric_id), 0) + 1 AS id FROM challenges",
+    };
+    crate::per_backend!(conn, |c| diesel::sql_query(q).get_result::<Next>(c)).map(|n| n.id)
+}
+
+/// Spends an attempt on a challenge that was already validated (a re-validation):
+/// only while it is unexpired, not superseded and has attempts left.
+pub fn spend_revalidation_attempt(
+    conn: &mut DbConnection,
+    id: &str,
+    now: i64,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        challenges::table
+            .filter(challenges::id.eq(id))
+            .filter(challenges::superseded_at.is_null())
+            .filter(challenges::expires_at.gt(now))
+            .filter(challenges::attempts.lt(challenges::max_attempts)),
+    )
+    .set(challenges::attempts.eq(challenges::attempts + 1))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The challenge's PasswordChangeRequestId: `proposed` if it has none yet, else the
+/// one it has. The conditional update makes concurrent callers agree on one.
+pub fn change_request_id(conn: &mut DbConnection, id: &str, proposed: &str) -> QueryResult<String> {
+    diesel::update(
+        challenges::table
+            .find(id)
+            .filter(challenges::change_request_id.is_null()),
+    )
+    .set(challenges::change_request_id.eq(proposed))
+    .execute(conn)?;
+    challenges::table
+        .find(id)
+        .select(challenges::change_request_id)
+        .first::<Option<String>>(conn)
+        .map(|c| c.unwrap_or_else(|| proposed.to_string()))
+}

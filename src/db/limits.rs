@@ -1,0 +1,79 @@
+//! Per-destination send counting. Each destination has a row that serialises the
+//! sends to it: locked with FOR UPDATE on PostgreSQL, covered by the write lock of
+//! `BEGIN IMMEDIATE` on SQLite. Under that lock, the sends within the window are counted
+//! and the new one recorded, so the limit holds across processes.
+
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::{send_limits, sends};
+
+/// Makes sure the row of `key` (a destination's, or a subject's) exists and locks it
+/// until the transaction ends. Returns the time of the last send to it (0 when none).
+pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<i64> {
+    let row = (
+        send_limits::destination_key.eq(key),
+        send_limits::last_sent_at.eq(0i64),
+    );
+    match conn {
+        // One statement that creates or locks the row, so housekeeping deleting an idle
+        // row cannot slip in between finding it and locking it.
+        DbConnection::Pg(c) => diesel::insert_into(send_limits::table)
+            .values(row)
+            .on_conflict(send_limits::destination_key)
+            .do_update()
+            .set(send_limits::destination_key.eq(key))
+            .returning(send_limits::last_sent_at)
+            .get_result(c),
+        // The write lock of BEGIN IMMEDIATE already covers both statements.
+        DbConnection::Sqlite(c) => {
+            diesel::insert_into(send_limits::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            send_limits::table
+                .find(key)
+                .select(send_limits::last_sent_at)
+                .first(c)
+        }
+    }
+}
+
+/// Sends to the destination since `since`: how many, and the oldest of them.
+pub fn sends_since(
+    conn: &mut DbConnection,
+    key: &str,
+    since: i64,
+) -> QueryResult<(i64, Option<i64>)> {
+    let rows: (i64, Option<i64>) = sends::table
+        .filter(sends::destination_key.eq(key))
+        .filter(sends::sent_at.gt(since))
+        .select((diesel::dsl::count_star(), diesel::dsl::min(sends::sent_at)))
+        .first(conn)?;
+    Ok(rows)
+}
+
+pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<()> {
+    diesel::insert_into(sends::table)
+        .values((
+            sends::id.eq(uuid::Uuid::new_v4().to_string()),
+            sends::destination_key.eq(key),
+            sends::sent_at.eq(now),
+        ))
+        .execute(conn)?;
+    diesel::update(send_limits::table.find(key))
+        .set(send_limits::last_sent_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets sends older than `before` (housekeeping; they no longer count anywhere).
+pub fn prune(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(sends::table.filter(sends::sent_at.lt(before))).execute(conn)
+}
+
+/// Forgets the lock rows of destinations and subjects not sent to since `before`
+/// (subjects' rows never record a send): they are made again on the next issue.
+pub fn prune_idle(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(send_limits::table.filter(send_limits::last_sent_at.lt(before))).execute(conn)
+}

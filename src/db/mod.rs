@@ -1,0 +1,267 @@
+//! Storage: one connection enum for SQLite and PostgreSQL, chosen by the URL scheme,
+//! pooled with r2d2. Blocking Diesel work runs on tokio's blocking pool (`Db::run`);
+//! a connection is never held across an `.await`.
+
+pub mod audit;
+pub mod challenges;
+pub mod limits;
+pub mod outbox;
+pub mod schema;
+pub mod sessions;
+pub mod twofactor_configs;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::{Error, Result};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of whichever backend is in
+/// use, for the few statements whose SQL differs between backends.
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::db::DbConnection::Pg($c) => $body,
+        }
+    };
+}
+
+/// A parsed `database_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> std::result::Result<DatabaseUrl, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(
+                "is empty; use sqlite://PATH, a file path, or postgres://USER@HOST/DB".into(),
+            );
+        }
+        match url.split_once("://") {
+            None if url.starts_with("sqlite:") => Self::sqlite_path(&url["sqlite:".len()..]),
+            None => Self::sqlite_path(url),
+            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+                "sqlite" | "file" => Self::sqlite_path(rest.split('?').next().unwrap_or(rest)),
+                "postgres" | "postgresql" => Ok(DatabaseUrl::Postgres(url.to_string())),
+                other => Err(format!(
+                    "unsupported scheme '{other}://'; use sqlite://PATH (or a plain file path) or postgres:// / postgresql://"
+                )),
+            },
+        }
+    }
+
+    fn sqlite_path(path: &str) -> std::result::Result<DatabaseUrl, String> {
+        if path.is_empty() {
+            return Err("sqlite:// needs a file path, e.g. sqlite://otpgate.db".into());
+        }
+        if path.contains(":memory:") || path.starts_with("file::memory") {
+            return Err(
+                "an in-memory SQLite database is private to one connection; give a file path"
+                    .into(),
+            );
+        }
+        Ok(DatabaseUrl::Sqlite(path.to_string()))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Builds the connection variant the URL names (never by trying each in turn: SQLite
+/// would accept any string as a path).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        ConnectionManager { url }
+    }
+
+    pub fn establish(&self) -> std::result::Result<DbConnection, diesel::r2d2::Error> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // busy_timeout first: switching to WAL itself may wait for a lock.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(c))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut c =
+                    PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                c.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Pg(c))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<DbConnection, Self::Error> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> std::result::Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A connection left inside a transaction (a panic mid-closure) is not reused.
+        per_backend!(conn, |c| {
+            !matches!(
+                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+                Ok(None)
+            )
+        })
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// The pool and the way into it from async code.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    url: DatabaseUrl,
+}
+
+impl Db {
+    /// Connects, applies pending migrations and returns the pool.
+    pub fn open(database_url: &str, pool_size: u32) -> std::result::Result<Db, String> {
+        let url = DatabaseUrl::parse(database_url).map_err(|e| format!("database_url: {e}"))?;
+        let manager = ConnectionManager::new(url.clone());
+        let mut first = manager
+            .establish()
+            .map_err(|e| format!("cannot open the {} database: {e}", url.backend()))?;
+        migrate(&mut first).map_err(|e| format!("migrations failed: {e}"))?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| format!("cannot open the {} database: {e}", url.backend()))?;
+        Ok(Db { pool, url })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.url.backend()
+    }
+
+    /// Runs blocking database work on the blocking pool with a pooled connection.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// For command-line tools that are not async.
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock keeps several starting
+/// processes from migrating at once.
+pub fn migrate(conn: &mut DbConnection) -> std::result::Result<Vec<String>, String> {
+    const LOCK: i64 = 0x006f_7470_6761_7465; // "otpgate"
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+            .map_err(|e| e.to_string()),
+        DbConnection::Pg(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
+                .map_err(|e| e.to_string())?;
+            let r = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"));
+            r
+        }
+    }?;
+    Ok(applied)
+}
+
+/// Reverts every applied migration (for the migration round-trip test and `migrate --redo`).
+pub fn revert_all(conn: &mut DbConnection) -> std::result::Result<(), String> {
+    match conn {
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// A transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`, taking the
+/// write lock up front: a deferred transaction that reads and then writes fails at
+/// once with SQLITE_BUSY when another writer got in between, whatever the busy timeout.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            per_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;
+            Ok(value)
+        }
+        Err(e) => {
+            per_backend!(conn, |c| AnsiTransactionManager::rollback_transaction(c))?;
+            Err(e)
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC: the one time representation in storage.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

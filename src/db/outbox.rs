@@ -1,0 +1,333 @@
+//! The transactional outbox: messages are written with the challenge they carry and
+//! sent later by a dispatcher. States: queued → sending → sent, or failed after the
+//! last attempt, or cancelled while queued when its code stopped working. A claim is
+//! a lease: rows whose claimer died are claimed again once it runs out.
+//!
+//! The sealed text is dropped once it can no longer be of use: when the message is
+//! sent or cancelled, and, for a failed one (which an operator may retry), once its
+//! code no longer works.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use super::DbConnection;
+use super::schema::outbox;
+
+pub const QUEUED: &str = "queued";
+pub const SENDING: &str = "sending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+/// Never sent, because its code stopped working first.
+pub const CANCELLED: &str = "cancelled";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, QueryableByName)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: String,
+    pub challenge_id: Option<String>,
+    pub channel: String,
+    pub destination: String,
+    pub destination_masked: String,
+    pub payload: Option<Vec<u8>>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+    pub claimed_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<usize> {
+    diesel::insert_into(outbox::table).values(row).execute(conn)
+}
+
+/// Claims up to `limit` due messages for `claim` (a fresh id per call) until
+/// `lease_until`, and returns them. On PostgreSQL, rows another dispatcher is claiming
+/// right now are skipped rather than waited for.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    claim: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> QueryResult<Vec<OutboxRow>> {
+    super::write_transaction(conn, |conn| {
+        match conn {
+            DbConnection::Pg(c) => diesel::sql_query(
+                "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, updated_at = $3 \
+                 WHERE id IN (SELECT id FROM outbox \
+                   WHERE (state = 'queued' AND next_attempt_at <= $3) \
+                      OR (state = 'sending' AND lease_until < $3) \
+                   ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind::<Text, _>(claim)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .execute(c)?,
+            DbConnection::Sqlite(c) => diesel::sql_query(
+                "UPDATE outbox SET state = 'sending', claimed_by = ?1, lease_until = ?2, updated_at = ?3 \
+                 WHERE id IN (SELECT id FROM outbox \
+                   WHERE (state = 'queued' AND next_attempt_at <= ?3) \
+                      OR (state = 'sending' AND lease_until < ?3) \
+                   ORDER BY next_attempt_at LIMIT ?4)",
+            )
+            .bind::<Text, _>(claim)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .execute(c)?,
+        };
+        outbox::table
+            .filter(outbox::claimed_by.eq(claim))
+            .filter(outbox::state.eq(SENDING))
+            .select(OutboxRow::as_select())
+            .load(conn)
+    })
+}
+
+/// Records a successful send through `provider` and drops the sealed message. Only
+/// the claimer whose lease it still is may do so.
+pub fn mark_sent(
+    conn: &mut DbConnection,
+    id: &str,
+    claim: &str,
+    provider: &str,
+    provider_ref: Option<&str>,
+    now: i64,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::claimed_by.eq(claim)),
+    )
+    .set((
+        outbox::state.eq(SENT),
+        outbox::payload.eq(None::<Vec<u8>>),
+        outbox::attempts.eq(outbox::attempts + 1),
+        outbox::lease_until.eq(None::<i64>),
+        outbox::last_error.eq(None::<String>),
+        outbox::provider.eq(provider),
+        outbox::provider_ref.eq(provider_ref),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records a failed attempt: queued again at `retry_at`, or failed for good when
+/// `retry_at` is None. A failed message keeps its sealed text while its code works, so
+/// an operator can retry it ([`requeue_failed`]).
+pub fn mark_attempt_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    claim: &str,
+    error: &str,
+    retry_at: Option<i64>,
+    now: i64,
+) -> QueryResult<bool> {
+    let target = outbox::table
+        .filter(outbox::id.eq(id))
+        .filter(outbox::claimed_by.eq(claim));
+    let n = match retry_at {
+        Some(at) => diesel::update(target)
+            .set((
+                outbox::state.eq(QUEUED),
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::next_attempt_at.eq(at),
+                outbox::lease_until.eq(None::<i64>),
+                outbox::last_error.eq(error),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                outbox::state.eq(FAILED),
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::lease_until.eq(None::<i64>),
+                outbox::last_error.eq(error),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Deletes sent, failed and cancelled messages last touched before `before`.
+pub fn delete_final_before(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(
+        outbox::table
+            .filter(outbox::state.eq_any([SENT, FAILED, CANCELLED]))
+            .filter(outbox::updated_at.lt(before)),
+    )
+    .execute(conn)
+}
+
+/// Cancels the queued messages of these challenges (one being sent is left to finish).
+pub fn cancel_queued(
+    conn: &mut DbConnection,
+    challenge_ids: &[String],
+    why: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::challenge_id.eq_any(challenge_ids))
+            .filter(outbox::state.eq(QUEUED)),
+    )
+    .set((
+        outbox::state.eq(CANCELLED),
+        outbox::payload.eq(None::<Vec<u8>>),
+        outbox::last_error.eq(why),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Drops the sealed texts of failed messages whose code no longer works (expired,
+/// used or superseded, or whose challenge is gone): they can never be retried.
+pub fn drop_dead_payloads(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    use super::schema::challenges;
+    let live = challenges::table
+        .filter(challenges::expires_at.gt(now))
+        .filter(challenges::consumed_at.is_null())
+        .filter(challenges::superseded_at.is_null())
+        .select(challenges::id);
+    diesel::update(
+        outbox::table
+            .filter(outbox::state.eq(FAILED))
+            .filter(outbox::payload.is_not_null())
+            .filter(
+                outbox::challenge_id
+                    .is_null()
+                    .or(outbox::challenge_id.ne_all(live.nullable())),
+            ),
+    )
+    .set(outbox::payload.eq(None::<Vec<u8>>))
+    .execute(conn)
+}
+
+/// The organisation of each of these challenges (whose From and SMS sender their
+/// messages carry).
+pub fn orgs_of(
+    conn: &mut DbConnection,
+    challenge_ids: &[String],
+) -> QueryResult<Vec<(String, i64)>> {
+    use super::schema::challenges;
+    challenges::table
+        .filter(challenges::id.eq_any(challenge_ids))
+        .select((challenges::id, challenges::org_id))
+        .load(conn)
+}
+
+/// A message as `otpgate outbox list` and waiting callers see it: everything but the
+/// full destination and the sealed text.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct Listing {
+    pub id: String,
+    pub challenge_id: Option<String>,
+    pub channel: String,
+    pub destination_masked: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub provider: Option<String>,
+    pub provider_ref: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Listing>> {
+    outbox::table
+        .filter(outbox::id.eq_any(ids))
+        .select(Listing::as_select())
+        .load(conn)
+}
+
+/// Newest first: with `state`, the messages in that state; without, those still
+/// under way or failed, and any other touched since `recent_since`.
+pub fn list(
+    conn: &mut DbConnection,
+    state: Option<&str>,
+    recent_since: i64,
+    limit: i64,
+) -> QueryResult<Vec<Listing>> {
+    let mut q = outbox::table
+        .select(Listing::as_select())
+        .order((outbox::created_at.desc(), outbox::id))
+        .limit(limit)
+        .into_boxed();
+    q = match state {
+        Some(s) => q.filter(outbox::state.eq(s.to_string())),
+        None => q.filter(
+            outbox::state
+                .eq_any([QUEUED, SENDING, FAILED])
+                .or(outbox::updated_at.ge(recent_since)),
+        ),
+    };
+    q.load(conn)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Requeue {
+    Requeued,
+    NotFound,
+    /// Only failed messages are retried; this one is in the given state.
+    NotFailed(String),
+    /// Its code no longer works (or its text is gone): a new code must be asked for.
+    CodeGone,
+}
+
+/// Queues a failed message again, due now, with a fresh set of attempts, if its code
+/// still works.
+pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<Requeue> {
+    use super::schema::challenges;
+    super::write_transaction(conn, |conn| {
+        let row: Option<(String, Option<String>, bool)> = outbox::table
+            .find(id)
+            .select((
+                outbox::state,
+                outbox::challenge_id,
+                outbox::payload.is_not_null(),
+            ))
+            .first(conn)
+            .optional()?;
+        let Some((state, challenge, has_text)) = row else {
+            return Ok(Requeue::NotFound);
+        };
+        if state != FAILED {
+            return Ok(Requeue::NotFailed(state));
+        }
+        let live = match challenge {
+            Some(c) => {
+                challenges::table
+                    .find(c)
+                    .filter(challenges::expires_at.gt(now))
+                    .filter(challenges::consumed_at.is_null())
+                    .filter(challenges::superseded_at.is_null())
+                    .count()
+                    .get_result::<i64>(conn)?
+                    > 0
+            }
+            None => false,
+        };
+        if !has_text || !live {
+            return Ok(Requeue::CodeGone);
+        }
+        diesel::update(outbox::table.find(id).filter(outbox::state.eq(FAILED)))
+            .set((
+                outbox::state.eq(QUEUED),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::lease_until.eq(None::<i64>),
+                outbox::claimed_by.eq(None::<String>),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(Requeue::Requeued)
+    })
+}

@@ -1,0 +1,135 @@
+// Kept by hand for both backends: only BigInt, Text, Binary and Bool, so the same
+// definitions hold on SQLite and PostgreSQL (see migrations/<backend>/).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        login_uid -> Text,
+        login_name -> Text,
+        login_key -> Text,
+        user_name -> Text,
+        email -> Text,
+        email_key -> Text,
+        mobile -> Text,
+        country_code -> Text,
+        org_id -> BigInt,
+        org_name -> Text,
+        domain_id -> BigInt,
+        password_hash -> Nullable<Text>,
+        profile -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    challenges (id) {
+        id -> Text,
+        reference -> Text,
+        subject -> Text,
+        purpose -> Text,
+        user_id -> Nullable<BigInt>,
+        org_id -> BigInt,
+        channels -> Text,
+        destination_masked -> Text,
+        device_id -> Nullable<Text>,
+        code_hash -> Binary,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        attempts -> BigInt,
+        max_attempts -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+        superseded_at -> Nullable<BigInt>,
+        numeric_id -> Nullable<BigInt>,
+        change_request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    send_limits (destination_key) {
+        destination_key -> Text,
+        last_sent_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sends (id) {
+        id -> Text,
+        destination_key -> Text,
+        sent_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        device_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_seen_at -> BigInt,
+        idle_timeout_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        challenge_id -> Nullable<Text>,
+        channel -> Text,
+        destination -> Text,
+        destination_masked -> Text,
+        payload -> Nullable<Binary>,
+        state -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        lease_until -> Nullable<BigInt>,
+        claimed_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        provider -> Nullable<Text>,
+        provider_ref -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> BigInt,
+        event -> Text,
+        outcome -> Text,
+        user_id -> Nullable<BigInt>,
+        transaction_id -> Nullable<Text>,
+        destination_masked -> Nullable<Text>,
+        channel -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    twofactor_configs (id) {
+        id -> BigInt,
+        name -> Text,
+        code_length -> BigInt,
+        expiry_seconds -> BigInt,
+        max_attempts -> BigInt,
+        max_sms_count -> BigInt,
+        max_sms_interval_seconds -> BigInt,
+        return_code -> Bool,
+        sms_template -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(challenges -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    challenges,
+    send_limits,
+    sends,
+    sessions,
+    outbox,
+    audit_events,
+    twofactor_configs,
+);

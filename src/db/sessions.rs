@@ -1,0 +1,52 @@
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::sessions;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub token_hash: String,
+    pub user_id: i64,
+    pub device_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_seen_at: i64,
+    pub idle_timeout_ms: i64,
+}
+
+pub fn insert(conn: &mut DbConnection, s: &Session) -> QueryResult<usize> {
+    diesel::insert_into(sessions::table).values(s).execute(conn)
+}
+
+/// The user of a live session, touching it so the idle timeout starts again. One
+/// conditional statement, so a session past either limit is never revived.
+pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult<Option<i64>> {
+    let n = diesel::update(
+        sessions::table
+            .filter(sessions::token_hash.eq(token_hash))
+            .filter(sessions::expires_at.gt(now))
+            .filter((sessions::last_seen_at + sessions::idle_timeout_ms).gt(now)),
+    )
+    .set(sessions::last_seen_at.eq(now))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    sessions::table
+        .find(token_hash)
+        .select(sessions::user_id)
+        .first(conn)
+        .optional()
+}
+
+pub fn delete_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    diesel::delete(
+        sessions::table.filter(
+            sessions::expires_at
+                .le(now)
+                .or((sessions::last_seen_at + sessions::idle_timeout_ms).le(now)),
+        ),
+    )
+    .execute(conn)
+}

@@ -1,0 +1,148 @@
+//! The named providers and each channel's ordered list of them, with the cool-down
+//! that makes a failing provider step aside.
+//!
+//! The cool-down is kept in each process: a provider that just failed here is skipped
+//! here for `provider_cooldown_seconds`, while another process finds out on its own.
+//! When every provider of a channel is cooling down they are all tried anyway, in
+//! order: a cool-down never leaves a message with nothing to try.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+
+use super::http_sms::HttpSmsTransport;
+use super::smtp::SmtpTransport;
+use super::{FileTransport, LogTransport, Outgoing, Receipt, Transport};
+use crate::config::{DeliverySettings, ProviderSettings};
+use crate::otp::Channel;
+
+pub struct Provider {
+    transport: Arc<dyn Transport>,
+    cooling_until: Mutex<Option<Instant>>,
+}
+
+impl Provider {
+    fn new(transport: Arc<dyn Transport>) -> Arc<Provider> {
+        Arc::new(Provider {
+            transport,
+            cooling_until: Mutex::new(None),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.transport.name()
+    }
+
+    pub fn transport(&self) -> &dyn Transport {
+        self.transport.as_ref()
+    }
+
+    fn cooling(&self, now: Instant) -> bool {
+        let until = self.cooling_until.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|u| u > now)
+    }
+}
+
+pub struct Providers {
+    email: Vec<Arc<Provider>>,
+    sms: Vec<Arc<Provider>>,
+    cooldown: Duration,
+}
+
+/// Stands for a provider whose set-up failed at start (a CA file that became
+/// unreadable, say): each send fails with the reason, so the next provider is tried
+/// and the outbox says why.
+struct Broken {
+    name: String,
+    why: String,
+}
+
+impl Transport for Broken {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send<'a>(&'a self, _: &'a Outgoing) -> BoxFuture<'a, Result<Receipt, String>> {
+        Box::pin(async move { Err(format!("not set up: {}", self.why)) })
+    }
+}
+
+impl Providers {
+    pub fn from_settings(s: &DeliverySettings) -> Providers {
+        let mut by_name: BTreeMap<String, Arc<Provider>> = BTreeMap::new();
+        by_name.insert(
+            "file".into(),
+            Provider::new(Arc::new(FileTransport::new("file", s.file_path.clone()))),
+        );
+        by_name.insert(
+            "log".into(),
+            Provider::new(Arc::new(LogTransport { name: "log".into() })),
+        );
+        for p in &s.providers {
+            let built: Result<Arc<dyn Transport>, String> = match p {
+                ProviderSettings::Smtp(m) => {
+                    SmtpTransport::new(m, &s.app_name).map(|t| Arc::new(t) as Arc<dyn Transport>)
+                }
+                ProviderSettings::HttpSms(h) => {
+                    HttpSmsTransport::new(h).map(|t| Arc::new(t) as Arc<dyn Transport>)
+                }
+                ProviderSettings::File(f) => {
+                    Ok(Arc::new(FileTransport::new(f.name.clone(), f.path.clone())))
+                }
+                ProviderSettings::Log(l) => Ok(Arc::new(LogTransport {
+                    name: l.name.clone(),
+                })),
+            };
+            let transport = built.unwrap_or_else(|why| {
+                tracing::error!(provider = p.name(), error = %why, "delivery provider cannot be set up");
+                Arc::new(Broken {
+                    name: p.name().to_string(),
+                    why,
+                })
+            });
+            by_name.insert(p.name().to_string(), Provider::new(transport));
+        }
+        let pick = |names: &[String]| -> Vec<Arc<Provider>> {
+            names
+                .iter()
+                .filter_map(|n| by_name.get(n).cloned())
+                .collect()
+        };
+        tracing::info!(
+            email = %s.email.join(", "),
+            sms = %s.sms.join(", "),
+            "delivery providers, in the order they are tried"
+        );
+        Providers {
+            email: pick(&s.email),
+            sms: pick(&s.sms),
+            cooldown: Duration::from_secs(s.provider_cooldown_seconds),
+        }
+    }
+
+    /// The providers to try for a message, in order: those not cooling down, or all
+    /// of them when every one is.
+    pub fn to_try(&self, channel: Channel) -> Vec<Arc<Provider>> {
+        let all = match channel {
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+        };
+        let now = Instant::now();
+        let ready: Vec<Arc<Provider>> = all.iter().filter(|p| !p.cooling(now)).cloned().collect();
+        if ready.is_empty() { all.clone() } else { ready }
+    }
+
+    pub fn failed(&self, p: &Provider) {
+        if self.cooldown.is_zero() {
+            return;
+        }
+        *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + self.cooldown);
+    }
+
+    pub fn succeeded(&self, p: &Provider) {
+        *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}

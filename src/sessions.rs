@@ -1,0 +1,44 @@
+//! Session tokens (the legacy TokenID): 256 random bits, given to the client as
+//! upper-case hex, stored only as their SHA-256, with an absolute and an idle expiry.
+
+use crate::config::SessionSettings;
+use crate::db::sessions::{self, Session};
+use crate::db::{DbConnection, now_ms};
+use crate::error::{Error, Result};
+use crate::keys::{random_bytes, sha256_hex};
+
+pub fn create(
+    conn: &mut DbConnection,
+    user_id: i64,
+    device_id: Option<&str>,
+    s: &SessionSettings,
+) -> Result<String> {
+    let token = hex::encode_upper(random_bytes::<32>());
+    let now = now_ms();
+    sessions::insert(
+        conn,
+        &Session {
+            token_hash: hash(&token),
+            user_id,
+            device_id: device_id.map(str::to_string),
+            created_at: now,
+            expires_at: now + s.lifetime_seconds * 1000,
+            last_seen_at: now,
+            idle_timeout_ms: s.idle_timeout_minutes * 60_000,
+        },
+    )?;
+    Ok(token)
+}
+
+/// The user of a live token; refreshes its idle timer.
+pub fn authenticate(conn: &mut DbConnection, token: &str) -> Result<i64> {
+    let token = token.trim();
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::InvalidSession);
+    }
+    sessions::touch(conn, &hash(token), now_ms())?.ok_or(Error::InvalidSession)
+}
+
+fn hash(token: &str) -> String {
+    sha256_hex(token.to_ascii_uppercase().as_bytes())
+}

@@ -1,0 +1,288 @@
+//! The user directory's core: password hashing (Argon2id, off the executor and with
+//! bounded concurrency) and provisioning.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use crate::config::PasswordHashing;
+use crate::db::users::{self, User};
+use crate::db::{DbConnection, now_ms, write_transaction};
+use crate::error::{Error, Result};
+
+pub struct Passwords {
+    argon: Argon2<'static>,
+    slots: Arc<Semaphore>,
+    /// A hash to verify against when the user does not exist, so that answering
+    /// "unknown user" takes as long as "wrong password".
+    decoy: String,
+}
+
+impl Passwords {
+    pub fn new(s: &PasswordHashing) -> std::result::Result<Passwords, String> {
+        let params = Params::new(s.memory_kib, s.iterations, s.parallelism, None)
+            .map_err(|e| format!("password_hashing: {e}"))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut p = Passwords {
+            argon,
+            slots: Arc::new(Semaphore::new(s.max_concurrent)),
+            decoy: String::new(),
+        };
+        let random = hex::encode(crate::keys::random_bytes::<16>());
+        p.decoy = p
+            .hash(&random)
+            .map_err(|e| format!("password_hashing: {e}"))?;
+        Ok(p)
+    }
+
+    /// Hashes on the calling thread (command-line tools).
+    pub fn hash(&self, password: &str) -> std::result::Result<String, String> {
+        let salt = SaltString::encode_b64(&crate::keys::random_bytes::<16>())
+            .map_err(|e| e.to_string())?;
+        self.argon
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    fn verify_now(&self, hash: Option<&str>, password: &str) -> bool {
+        let (hash, real) = match hash {
+            Some(h) => (h, true),
+            None => (self.decoy.as_str(), false),
+        };
+        let ok = PasswordHash::new(hash)
+            .is_ok_and(|h| self.argon.verify_password(password.as_bytes(), &h).is_ok());
+        ok && real
+    }
+
+    /// Verifies on the blocking pool, at most `max_concurrent` at once, so a burst of
+    /// logins cannot starve other requests of executor threads. Waits at most `wait`
+    /// for a slot: past it the server is too busy (503), which beats a queue that
+    /// grows without bound in a login storm.
+    pub async fn verify(
+        self: &Arc<Self>,
+        hash: Option<String>,
+        password: String,
+        wait: std::time::Duration,
+    ) -> Result<bool> {
+        let permit = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+        let _permit = permit
+            .map_err(|_| Error::Unavailable)?
+            .map_err(Error::internal)?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.verify_now(hash.as_deref(), &password))
+            .await
+            .map_err(Error::internal)
+    }
+}
+
+/// A user to provision, as `otpgate user add` and `otpgate user import` take it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The numeric UserId; the next free one when absent.
+    #[serde(default)]
+    pub user_id: Option<i64>,
+    pub login_uid: String,
+    /// The form login (Frm_UID); defaults to the e-mail address.
+    #[serde(default)]
+    pub login_name: Option<String>,
+    pub user_name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub mobile: String,
+    #[serde(default)]
+    pub country_code: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "one")]
+    pub org_id: i64,
+    #[serde(default)]
+    pub org_name: String,
+    #[serde(default = "one")]
+    pub domain_id: i64,
+    /// LoginApp profile fields (`TimezoneMins`, `Designation`, …): text or null.
+    #[serde(default)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+impl NewUser {
+    /// Checks the fields that can be checked without the database.
+    pub fn validate(&self, profile_fields: &[&str]) -> std::result::Result<(), String> {
+        let mut problems = Vec::new();
+        if self.login_uid.trim().is_empty() {
+            problems.push("login_uid is required".to_string());
+        }
+        if self.user_name.trim().is_empty() {
+            problems.push("user_name is required".to_string());
+        }
+        if self
+            .login_name
+            .as_deref()
+            .unwrap_or(&self.email)
+            .trim()
+            .is_empty()
+        {
+            problems.push("login_name (or email) is required".to_string());
+        }
+        let email = self.email.trim();
+        let email_ok = email.is_empty()
+            || email
+                .rsplit_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+        if !email_ok {
+            problems.push(format!("email '{email}' is not an e-mail address"));
+        }
+        let mobile_ok = self
+            .mobile
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c));
+        if !mobile_ok
+            || (!self.mobile.is_empty()
+                && self.mobile.chars().filter(char::is_ascii_digit).count() < 6)
+        {
+            problems.push("mobile must be a phone number of at least 6 digits".to_string());
+        }
+        if !self
+            .country_code
+            .trim_start_matches('+')
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            problems.push("country_code must be digits, e.g. 91".to_string());
+        }
+        if self.email.trim().is_empty() && self.mobile.trim().is_empty() {
+            problems.push("email or mobile is required, or no code can be delivered".to_string());
+        }
+        if let Some(p) = &self.password
+            && p.chars().count() < 8
+        {
+            problems.push("password must be at least 8 characters".to_string());
+        }
+        if self.user_id.is_some_and(|id| id <= 0) {
+            problems.push("user_id must be positive".to_string());
+        }
+        for (k, v) in &self.profile {
+            if !profile_fields.contains(&k.as_str()) {
+                problems.push(format!("profile field '{k}' is not one LoginApp returns"));
+            } else if !(v.is_string() || v.is_null()) {
+                problems.push(format!("profile field '{k}' must be text or null"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Stores a validated user whose password (if any) is already hashed. Duplicate login
+/// uid, login name or e-mail are reported by name.
+pub fn insert(conn: &mut DbConnection, u: &NewUser, password_hash: Option<String>) -> Result<User> {
+    write_transaction(conn, |conn| -> Result<Result<User>> {
+        let login_name = u
+            .login_name
+            .clone()
+            .unwrap_or_else(|| u.email.trim().to_string());
+        let id = match u.user_id {
+            Some(id) => id,
+            None => users::next_id(conn)?,
+        };
+        let clash = |what: &str| {
+            Ok(Err(Error::invalid(format!(
+                "a user with this {what} already exists"
+            ))))
+        };
+        if users::find_by_id(conn, id)?.is_some() {
+            return clash("user_id");
+        }
+        if users::find_by_login(conn, &login_name)?.is_some() {
+            return clash("login_name");
+        }
+        if !u.email.trim().is_empty() && users::find_by_email(conn, &u.email)?.is_some() {
+            return clash("email");
+        }
+        let user = User {
+            id,
+            login_uid: u.login_uid.trim().to_string(),
+            login_key: users::key(&login_name),
+            login_name,
+            user_name: u.user_name.clone(),
+            email: u.email.trim().to_string(),
+            email_key: users::key(&u.email),
+            mobile: u.mobile.trim().to_string(),
+            country_code: u.country_code.trim().trim_start_matches('+').to_string(),
+            org_id: u.org_id,
+            org_name: u.org_name.clone(),
+            domain_id: u.domain_id,
+            password_hash,
+            profile: serde_json::Value::Object(u.profile.clone()).to_string(),
+            created_at: now_ms(),
+        };
+        match users::insert(conn, &user) {
+            Ok(_) => Ok(Ok(user)),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => clash("login_uid"),
+            Err(e) => Err(e.into()),
+        }
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> PasswordHashing {
+        PasswordHashing {
+            memory_kib: 8192,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 2,
+        }
+    }
+
+    #[test]
+    fn hashes_are_argon2id_and_verify_only_the_right_password() {
+        let p = Passwords::new(&fast()).unwrap();
+        let h = p.hash("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
+        assert!(p.verify_now(Some(&h), "correct horse"));
+        assert!(!p.verify_now(Some(&h), "wrong horse"));
+        assert!(!p.verify_now(None, "anything"));
+        assert!(!p.verify_now(Some("not a hash"), "correct horse"));
+        assert_ne!(h, p.hash("correct horse").unwrap(), "salts differ");
+    }
+
+    #[test]
+    fn new_users_are_checked_field_by_field() {
+        let ok = NewUser {
+            login_uid: "1001".into(),
+            user_name: "A B".into(),
+            email: "a@b.com".into(),
+            mobile: "9876543219".into(),
+            country_code: "91".into(),
+            ..Default::default()
+        };
+        assert!(ok.validate(&["TimezoneMins"]).is_ok());
+        let mut bad = ok.clone();
+        bad.email = "nope".into();
+        bad.mobile = "12ab".into();
+        bad.password = Some("short".into());
+        bad.profile.insert("Bogus".into(), serde_json::json!("x"));
+        let e = bad.validate(&["TimezoneMins"]).unwrap_err();
+        for part in ["email 'nope'", "mobile", "password", "Bogus"] {
+            assert!(e.contains(part), "{e}");
+        }
+    }
+}

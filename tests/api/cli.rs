@@ -1,0 +1,421 @@
+//! The command line, as an operator runs it: the real binary.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_otpgate");
+
+fn otpgate(db_url: &str, dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("OTPGATE_CONFIG")
+        .env("OTPGATE_DATABASE_URL", db_url)
+        .env("OTPGATE_PASSWORD_HASHING__MEMORY_KIB", "8192")
+        .env("OTPGATE_PASSWORD_HASHING__ITERATIONS", "1")
+        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
+        // Variables of the test suite are not configuration keys.
+        .env("OTPGATE_TEST_MARKER", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("otpgate runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn configuration_errors_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = otpgate("mysql://root@localhost/x", dir.path(), &["migrate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("database_url: unsupported scheme 'mysql://'; use sqlite://PATH"),
+        "{}",
+        text(&o)
+    );
+
+    let o = Command::new(BIN)
+        .args(["migrate"])
+        .current_dir(dir.path())
+        .env("OTPGATE_OTP__LENGTH", "3")
+        .env("OTPGATE_BIND", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(t.contains("otp.length: 3 is outside 4 to 10 digits"), "{t}");
+    assert!(t.contains("bind: 'nowhere' is not an address"), "{t}");
+
+    let o = Command::new(BIN)
+        .args(["migrate"])
+        .current_dir(dir.path())
+        .env(
+            "OTPGATE_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/none",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("secrets.otp_key: required with PostgreSQL"),
+        "{}",
+        text(&o)
+    );
+
+    let cfg = dir.path().join("otpgate.toml");
+    std::fs::write(&cfg, "[otp]\nlenght = 6\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "migrate"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("unknown field: found `lenght`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn users_are_added_and_imported_with_a_report_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let o = otpgate(&url, dir.path(), &["migrate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("database is up to date (sqlite)"));
+
+    let o = otpgate(
+        &url,
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--login-uid",
+            "1001",
+            "--user-name",
+            "Ann Lee",
+            "--email",
+            "ann@example.com",
+            "--mobile",
+            "9876543210",
+            "--country-code",
+            "91",
+            "--password",
+            "ann-password",
+            "--profile",
+            "TimezoneMins=330",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("added user Ann Lee (UserId 1, login ann@example.com)"));
+    let o = otpgate(
+        &url,
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--login-uid",
+            "1001",
+            "--user-name",
+            "Again",
+            "--email",
+            "ann@example.com",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("a user with this login_name already exists"),
+        "{}",
+        text(&o)
+    );
+
+    let import = dir.path().join("users.json");
+    std::fs::write(
+        &import,
+        json!([
+            {"login_uid": "2001", "user_name": "Bo", "email": "bo@example.com", "mobile": "9876500001", "country_code": "91", "password": "bo-password"},
+            {"login_uid": "2002", "user_name": "", "email": "bad"},
+            {"login_uid": "2003", "user_name": "Cy", "email": "cy@example.com", "profile": {"Designation": "Lead"}},
+            {"login_uid": "2004", "user_name": "Di", "email": "ann@example.com"},
+            {"login_uid": "2005", "user_name": "Ed", "email": "ed@example.com", "colour": "blue"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let o = otpgate(
+        &url,
+        dir.path(),
+        &["user", "import", import.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success(),
+        "a failed record makes the exit status say so"
+    );
+    assert!(t.contains("2 users added, 3 failed"), "{t}");
+    assert!(
+        t.contains("record 2: user_name is required; email 'bad' is not an e-mail address"),
+        "{t}"
+    );
+    assert!(
+        t.contains("record 4: a user with this login_name already exists"),
+        "{t}"
+    );
+    assert!(t.contains("record 5: unknown field `colour`"), "{t}");
+}
+
+/// `otpgate serve --demo`: the README's walk-through, then a graceful stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_runs_the_whole_flow_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = tokio::process::Command::new(BIN)
+        .args(["serve", "--demo"])
+        .current_dir(dir.path())
+        .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let client = reqwest::Client::new();
+    let r: serde_json::Value = client
+        .post(format!("{base}{ENDPOINT}"))
+        .json(&login_otp_request("demo@example.com", "my-phone"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let txn = r["OutputObject"]["OTP_Communication"][0]["TransactionID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sink = dir.path().join("otpgate-deliveries.jsonl");
+    let code = wait_for_code(&sink, &txn).await;
+    let r: serde_json::Value = client
+        .post(format!("{base}{ENDPOINT}"))
+        .json(&login_app_request(&txn, &code, "my-phone"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["User"]["UserDetails"][0]["EmailId"], "demo@example.com",
+        "{r}"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("stops")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("demo: user demo@example.com / password demo-password"));
+    assert!(
+        stdout.contains(&format!(
+            "[delivery] sms to *********219: {code} is your otpgate OTP"
+        )),
+        "{stdout}"
+    );
+    // The log (stderr) never carries the code or the full number.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(&code) && !stderr.contains("9876543219"),
+        "{stderr}"
+    );
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not become ready");
+}
+
+async fn wait_for_code(sink: &std::path::Path, txn: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(sink).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(txn)) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            return first_digits(v["text"].as_str().unwrap());
+        }
+        assert!(Instant::now() < deadline, "no message for {txn}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two `otpgate serve` processes on one PostgreSQL database: a code succeeds once
+/// across both, and a send limit holds over both together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_database() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.clone();
+    let d = dir.path().to_path_buf();
+    let add = tokio::task::spawn_blocking(move || {
+        otpgate(
+            &url,
+            &d,
+            &[
+                "user",
+                "add",
+                "--login-uid",
+                "7",
+                "--user-name",
+                "Multi",
+                "--email",
+                "multi@example.com",
+                "--mobile",
+                "9000000001",
+                "--country-code",
+                "91",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(add.status.success(), "{}", text(&add));
+    let mut children = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..2 {
+        let port = free_port();
+        children.push(
+            tokio::process::Command::new(BIN)
+                .arg("serve")
+                .current_dir(dir.path())
+                .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
+                .env("OTPGATE_DATABASE_URL", &db.url)
+                .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
+                .env("OTPGATE_OTP__MAX_SENDS", "4")
+                .env("OTPGATE_OTP__RESEND_COOLDOWN_SECONDS", "0")
+                .env("OTPGATE_DELIVERY__POLL_INTERVAL_MS", "20")
+                .env("RUST_LOG", "warn")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap(),
+        );
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    for b in &bases {
+        wait_ready(b).await;
+    }
+    let client = reqwest::Client::new();
+    let post = |base: &str, body: serde_json::Value| {
+        let req = client.post(format!("{base}{ENDPOINT}")).json(&body);
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let first = post(&bases[0], login_otp_request("multi@example.com", "d")).await;
+    let txn = first["OutputObject"]["OTP_Communication"][0]["TransactionID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = wait_for_code(&dir.path().join("otpgate-deliveries.jsonl"), &txn).await;
+    let answers =
+        join_all((0..20).map(|i| post(&bases[i % 2], login_app_request(&txn, &code, "d")))).await;
+    let ok = answers.iter().filter(|a| a["User"].is_object()).count();
+    assert_eq!(ok, 1, "{answers:?}");
+
+    // One send so far; the limit of 4 allows 3 more, spread over both processes.
+    let answers =
+        join_all((0..10).map(|i| post(&bases[i % 2], login_otp_request("multi@example.com", "d"))))
+            .await;
+    let sent = answers.iter().filter(|a| a["Errors"] == "").count();
+    assert_eq!(sent, 3, "{answers:?}");
+    // Each message went out once, though both dispatchers were draining the outbox.
+    let sink = dir.path().join("otpgate-deliveries.jsonl");
+    let read_ids = || -> Vec<String> {
+        std::fs::read_to_string(&sink)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    // Eight messages were queued; those of superseded codes may have been cancelled
+    // before anyone sent them. Wait until all are final, then compare with the file.
+    let final_states = || -> Vec<(String, String)> {
+        use diesel::prelude::*;
+        use otpgate::db::schema::outbox;
+        let mut c = diesel::PgConnection::establish(&db.url).unwrap();
+        outbox::table
+            .select((outbox::id, outbox::state))
+            .load(&mut c)
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rows = final_states();
+    while rows.iter().any(|(_, s)| s != "sent" && s != "cancelled") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = final_states();
+    }
+    assert_eq!(rows.len(), 8);
+    let mut sent: Vec<String> = rows
+        .into_iter()
+        .filter(|(_, s)| s == "sent")
+        .map(|(id, _)| id)
+        .collect();
+    sent.sort();
+    let mut delivered = read_ids();
+    delivered.sort();
+    assert_eq!(
+        delivered, sent,
+        "each sent message delivered once, no cancelled one"
+    );
+    assert!(!sent.is_empty());
+    drop(children);
+}

@@ -1,0 +1,238 @@
+//! LoginApp: success with an OTP or a password, and each way it fails.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::helpers::*;
+
+async fn otp_login_answers_the_user_document_and_a_working_session(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "dev-1").await;
+    let code = app.code(&txn, "sms").await;
+    let a = app.login_app(&txn, &code, "dev-1").await;
+    assert_eq!(a.status, 200);
+    let v = a.json();
+    let d = &v["User"]["UserDetails"][0];
+    assert_eq!(d["UserId"], "836");
+    assert_eq!(d["EmailId"], "Vishnu.kumar@syntel.com");
+    assert_eq!(d["UserName"], "Vishnu Kumar");
+    assert_eq!(d["LoginUID"], "1xxxx4");
+    assert_eq!(d["MobileNo"], "9876543219");
+    assert_eq!(d["Frm_UID"], "vishnu");
+    assert_eq!(
+        (
+            d["OTPLength"].as_str(),
+            d["OTPExpiryInMinutes"].as_str(),
+            d["MaxAttempts"].as_str()
+        ),
+        (Some("6"), Some("10"), Some("3"))
+    );
+    assert_eq!(d["UserLicenseDetails"]["IsSessionKilled"], false);
+    assert_eq!(v["User"]["DBDetails"], json!([]));
+    // Every field of the seed, in the seed's order.
+    let seed: Value =
+        serde_json::from_str(&fixture("summit/seed-001-loginapp-response.json")).unwrap();
+    let keys = |x: &Value| x.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(d), keys(&seed["User"]["UserDetails"][0]));
+    assert_eq!(
+        keys(&d["UserLicenseDetails"]),
+        keys(&seed["User"]["UserDetails"][0]["UserLicenseDetails"])
+    );
+
+    // The session token in SessionId authenticates ADM_GenerateOTP.
+    let token = d["UserLicenseDetails"]["SessionId"].as_str().unwrap();
+    let a = app
+        .summit(
+            json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
+            "_ProxyDetails": {"TokenID": token}, "objUserInformation": {"UserID": 836}}}),
+        )
+        .await;
+    assert_eq!(a.json()["Errors"], "", "{}", a.text);
+}
+
+async fn form_login(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let req = |user: &str, pw: &str| {
+        json!({"ServiceName": "LoginApp", "objCommonParameters": {"_ProxyDetails": {
+            "AuthType": "FORM", "UserName": user, "Password": pw, "ReturnType": "JSON"}}})
+    };
+    let a = app.summit(req("vishnu", "Secret#123")).await;
+    assert_eq!(
+        a.json()["User"]["UserDetails"][0]["UserId"],
+        "836",
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        app.summit(req("vishnu", "Secret#124")).await.errors(),
+        "Invalid user name or password."
+    );
+    assert_eq!(
+        app.summit(req("ghost", "Secret#123")).await.errors(),
+        "Invalid user name or password."
+    );
+    let a = app
+        .summit(json!({"ServiceName": "LoginApp", "objCommonParameters": {"_ProxyDetails": {"AuthType": "SAML"}}}))
+        .await;
+    assert_eq!(
+        a.errors(),
+        "AuthType 'SAML' is not supported by LoginApp: use OTP (TransactionID and the code in Password) or FORM (UserName and Password)."
+    );
+}
+
+async fn wrong_codes_count_down_then_lock(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let code = app.code(&txn, "sms").await;
+    let bad = wrong(&code);
+    assert_eq!(
+        app.login_app(&txn, &bad, "d").await.errors(),
+        "Invalid OTP. 2 attempts are left."
+    );
+    assert_eq!(
+        app.login_app(&txn, &bad, "d").await.errors(),
+        "Invalid OTP. 1 attempt is left."
+    );
+    assert_eq!(
+        app.login_app(&txn, &bad, "d").await.errors(),
+        "Invalid OTP. No attempts are left; please generate a new OTP."
+    );
+    // Locked: even the right code fails now.
+    assert_eq!(
+        app.login_app(&txn, &code, "d").await.errors(),
+        "Maximum number of OTP attempts exceeded. Please generate a new OTP."
+    );
+    assert_eq!(app.count("sessions").await, 0);
+}
+
+async fn a_code_works_once(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let code = app.code(&txn, "email").await;
+    assert!(app.login_app(&txn, &code, "d").await.json()["User"].is_object());
+    assert_eq!(
+        app.login_app(&txn, &code, "d").await.errors(),
+        "The OTP has already been used. Please generate a new OTP."
+    );
+}
+
+async fn a_new_code_supersedes_the_old(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let first = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let first_code = app.code(&first, "sms").await;
+    let second = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let second_code = app.code(&second, "sms").await;
+    assert_eq!(
+        app.login_app(&first, &first_code, "d").await.errors(),
+        "A newer OTP has been sent for this user. Please use the latest OTP."
+    );
+    assert!(app.login_app(&second, &second_code, "d").await.json()["User"].is_object());
+}
+
+async fn expired_codes_fail(b: Backend) {
+    let app = spawn_with(b, |s| s.otp.expiry_seconds = 1).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let code = app.code(&txn, "sms").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        app.login_app(&txn, &code, "d").await.errors(),
+        "The OTP has expired. Please generate a new OTP."
+    );
+}
+
+async fn device_and_transaction_must_match(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "phone-A").await;
+    let code = app.code(&txn, "sms").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.login_app(&txn, &code, "phone-B").await.errors(),
+            "The DeviceId does not match the device the OTP was generated for."
+        );
+    }
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        app.login_app(&unknown, &code, "phone-A").await.errors(),
+        "Invalid TransactionID: no OTP was generated with this TransactionID."
+    );
+    assert_eq!(
+        app.login_app("not-a-guid", &code, "phone-A").await.errors(),
+        "Invalid TransactionID: no OTP was generated with this TransactionID."
+    );
+    // Mismatched devices spent no attempt (three would have locked it), and the
+    // TransactionID is accepted in any GUID spelling (.NET's "B" form here).
+    let braced = format!("{{{}}}", txn.to_uppercase());
+    assert!(app.login_app(&braced, &code, "phone-A").await.json()["User"].is_object());
+}
+
+both!(
+    otp_login_answers_the_user_document_and_a_working_session,
+    form_login,
+    wrong_codes_count_down_then_lock,
+    a_code_works_once,
+    a_new_code_supersedes_the_old,
+    expired_codes_fail,
+    device_and_transaction_must_match,
+);
+
+/// A TokenID stops working past its lifetime, and past its idle timeout.
+async fn sessions_expire_absolutely_and_when_idle(b: Backend) {
+    use diesel::prelude::*;
+    use otpgate::db::schema::sessions;
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let login = || {
+        app.summit(
+            json!({"ServiceName": "LoginApp", "objCommonParameters": {"_ProxyDetails": {
+            "AuthType": "FORM", "UserName": "vishnu", "Password": "Secret#123"}}}),
+        )
+    };
+    let generate = |token: String| {
+        app.summit(
+            json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
+            "_ProxyDetails": {"TokenID": token}, "objUserInformation": {}}}),
+        )
+    };
+    let token_of = |v: Value| {
+        v["User"]["UserDetails"][0]["UserLicenseDetails"]["SessionId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (expired, idle, live) = (
+        token_of(login().await.json()),
+        token_of(login().await.json()),
+        token_of(login().await.json()),
+    );
+    let hash = |t: &str| otpgate::keys::sha256_hex(t.as_bytes());
+    let (he, hi) = (hash(&expired), hash(&idle));
+    app.app
+        .db
+        .run(move |c| {
+            let now = otpgate::db::now_ms();
+            diesel::update(sessions::table.find(he))
+                .set(sessions::expires_at.eq(now - 1))
+                .execute(c)?;
+            diesel::update(sessions::table.find(hi))
+                .set(sessions::last_seen_at.eq(now - 91 * 60_000))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let invalid = "The TokenID is invalid or has expired. Please log in again.";
+    assert_eq!(generate(expired).await.errors(), invalid);
+    assert_eq!(generate(idle).await.errors(), invalid);
+    assert_eq!(generate(live.to_lowercase()).await.json()["Errors"], "");
+}
+
+both!(sessions_expire_absolutely_and_when_idle);

@@ -1,0 +1,15 @@
+//! Integration tests: the real gateway on a temporary database per test, on SQLite
+//! always and on PostgreSQL when OTPGATE_TEST_POSTGRES_URL is set.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod concurrency;
+mod delivery;
+mod generate;
+mod login_app;
+mod seeds;
+mod storage;
+mod twofactor;
+mod wire;

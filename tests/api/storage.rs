@@ -1,0 +1,420 @@
+//! What is stored, and how: migrations, secrets at rest, the outbox.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use otpgate::db::outbox::{self, OutboxRow};
+use otpgate::db::schema::{audit_events, challenges, outbox as outbox_t};
+use otpgate::db::{ConnectionManager, DatabaseUrl, migrate, now_ms, revert_all};
+
+use crate::both;
+use crate::helpers::*;
+
+async fn migrations_go_up_down_and_up_again(b: Backend) {
+    let db = TestDb::new(b);
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = ConnectionManager::new(DatabaseUrl::parse(&url).unwrap())
+            .establish()
+            .unwrap();
+        let applied = migrate(&mut c).unwrap();
+        assert!(!applied.is_empty());
+        assert_eq!(
+            challenges::table.count().get_result::<i64>(&mut c).unwrap(),
+            0
+        );
+        revert_all(&mut c).unwrap();
+        assert!(
+            challenges::table.count().get_result::<i64>(&mut c).is_err(),
+            "tables are gone"
+        );
+        assert_eq!(migrate(&mut c).unwrap(), applied);
+        assert!(migrate(&mut c).unwrap().is_empty(), "nothing left to apply");
+        assert_eq!(
+            outbox_t::table.count().get_result::<i64>(&mut c).unwrap(),
+            0
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Neither the database nor the audit trail holds a code in clear; a message's sealed
+/// text is dropped once it is sent.
+async fn codes_are_not_stored_in_clear(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let code = app.code(&txn, "sms").await;
+    let t = txn.clone();
+    let (hash, payloads, audit) = app
+        .app
+        .db
+        .run(move |c| {
+            let hash: Vec<u8> = challenges::table
+                .find(&t)
+                .select(challenges::code_hash)
+                .first(c)?;
+            let payloads: Vec<Option<Vec<u8>>> =
+                outbox_t::table.select(outbox_t::payload).load(c)?;
+            let audit: Vec<(String, String, Option<String>)> = audit_events::table
+                .select((
+                    audit_events::event,
+                    audit_events::outcome,
+                    audit_events::destination_masked,
+                ))
+                .load(c)?;
+            Ok((hash, payloads, audit))
+        })
+        .await
+        .unwrap();
+    assert_eq!(hash.len(), 32);
+    assert!(!hash.windows(code.len()).any(|w| w == code.as_bytes()));
+    assert_eq!(hash, app.app.keys.code_hash(&txn, &code));
+    // Sent: both messages' sealed texts are gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut payloads = payloads;
+    while payloads.iter().any(Option::is_some) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        payloads = app
+            .app
+            .db
+            .run(|c| Ok(outbox_t::table.select(outbox_t::payload).load(c)?))
+            .await
+            .unwrap();
+    }
+    assert_eq!(payloads, vec![None, None]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&app.sink).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the delivery file holds live codes");
+    }
+    assert_eq!(
+        audit,
+        vec![(
+            "otp.generate".into(),
+            "ok".into(),
+            Some("Vis*********@sy****.com and *********219".into())
+        )]
+    );
+    let dump = format!("{audit:?}");
+    assert!(!dump.contains(&code) && !dump.contains("9876543219"));
+}
+
+fn queued(id: &str, now: i64) -> OutboxRow {
+    OutboxRow {
+        id: id.into(),
+        challenge_id: None,
+        channel: "sms".into(),
+        destination: "+10000000000".into(),
+        destination_masked: "*********000".into(),
+        payload: Some(vec![0; 40]),
+        state: outbox::QUEUED.into(),
+        attempts: 0,
+        next_attempt_at: now,
+        lease_until: None,
+        claimed_by: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Concurrent claimers share the due messages without overlap; a lease that ran out
+/// (its dispatcher died) is claimed again.
+async fn outbox_claims_are_exclusive_leases(b: Backend) {
+    let (app, _db, _dir) = open_app(b).await;
+    let db = app.db.clone();
+    let now = now_ms() - 1000;
+    db.run(move |c| {
+        for i in 0..120 {
+            outbox::insert(c, &queued(&format!("m{i:03}"), now))?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let claims = futures_util::future::join_all((0..4).map(|k| {
+        let db = db.clone();
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let id = format!("claimer-{k}-{}", mine.len());
+                let got = db
+                    .run(move |c| Ok(outbox::claim_due(c, &id, now_ms(), now_ms() + 60_000, 7)?))
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|r| r.id));
+            }
+        }
+    }))
+    .await;
+    let mut all: Vec<String> = claims.concat();
+    all.sort();
+    let total = all.len();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (120, 120),
+        "every message claimed exactly once"
+    );
+
+    // A lease that has run out is taken over.
+    let taken = db
+        .run(|c| {
+            let n = outbox::claim_due(c, "late", now_ms() + 61_000, now_ms() + 120_000, 500)?;
+            Ok(n.len())
+        })
+        .await
+        .unwrap();
+    assert_eq!(taken, 120);
+}
+
+/// A transport that keeps failing: retried with backoff, then failed with the error
+/// kept. The sealed text stays while the code works, for `otpgate outbox retry`.
+async fn failing_deliveries_are_retried_then_marked_failed(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_file = dir.path().to_path_buf();
+    let app = spawn_with(b, move |s| {
+        s.delivery.file_path = not_a_file;
+        s.delivery.max_attempts = 3;
+        s.delivery.retry_base_ms = 20;
+    })
+    .await;
+    app.vishnu().await;
+    app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        type Row = (String, i64, Option<String>, Option<Vec<u8>>);
+        let rows: Vec<Row> = app
+            .app
+            .db
+            .run(|c| {
+                Ok(outbox_t::table
+                    .select((
+                        outbox_t::state,
+                        outbox_t::attempts,
+                        outbox_t::last_error,
+                        outbox_t::payload,
+                    ))
+                    .load(c)?)
+            })
+            .await
+            .unwrap();
+        if rows.iter().all(|r| r.0 == "failed") {
+            for (_, attempts, error, payload) in rows {
+                assert_eq!(attempts, 3);
+                assert!(
+                    error
+                        .unwrap()
+                        .starts_with("file: file transport: cannot open")
+                );
+                assert!(payload.is_some());
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "not failed in time: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both!(
+    migrations_go_up_down_and_up_again,
+    codes_are_not_stored_in_clear,
+    outbox_claims_are_exclusive_leases,
+    failing_deliveries_are_retried_then_marked_failed,
+);
+
+/// `sslmode` in the URL reaches libpq: with `require`, the session is encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tls_follows_sslmode() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        #[derive(QueryableByName)]
+        struct Ssl {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            ssl: bool,
+        }
+        let query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+        for (mode, encrypted) in [("require", true), ("disable", false)] {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let with_mode = format!("{url}{sep}sslmode={mode}");
+            let mut c = ConnectionManager::new(DatabaseUrl::parse(&with_mode).unwrap())
+                .establish()
+                .unwrap();
+            let ssl = otpgate::per_backend!(&mut c, |c| diesel::sql_query(query)
+                .get_result::<Ssl>(c))
+            .unwrap()
+            .ssl;
+            assert_eq!(ssl, encrypted, "sslmode={mode}");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Housekeeping removes sends outside every window, dead sessions, and challenges and
+/// messages past retention; it keeps what still counts, and the audit trail.
+async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
+    use otpgate::db::schema::{sends, sessions};
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let old = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    app.code(&old, "sms").await;
+    let fresh = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    app.code(&fresh, "sms").await;
+    let a = app
+        .login_app(&fresh, &app.code(&fresh, "sms").await, "d")
+        .await;
+    assert!(a.json()["User"].is_object());
+    let settings = app.app.settings.clone();
+    let removed = app
+        .app
+        .db
+        .run(move |c| {
+            let now = now_ms();
+            let long_ago = now - 8 * 86_400_000;
+            diesel::update(challenges::table.find(&old))
+                .set(challenges::expires_at.eq(long_ago))
+                .execute(c)?;
+            diesel::update(outbox_t::table.filter(outbox_t::challenge_id.eq(&old)))
+                .set(outbox_t::updated_at.eq(long_ago))
+                .execute(c)?;
+            diesel::update(
+                sends::table
+                    .filter(sends::sent_at.lt(now))
+                    .filter(sends::id.ne("")),
+            )
+            .set(sends::sent_at.eq(now - 86_401_000))
+            .execute(c)?;
+            diesel::update(sessions::table)
+                .set(sessions::expires_at.eq(now - 1))
+                .execute(c)?;
+            otpgate::housekeeping::run(c, &settings, now)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        removed,
+        otpgate::housekeeping::Removed {
+            sends: 4,
+            limit_rows: 1,
+            sessions: 1,
+            challenges: 1,
+            messages: 2
+        }
+    );
+    assert_eq!(app.count("challenges").await, 1);
+    assert_eq!(app.count("outbox").await, 2);
+    assert_eq!(app.count("audit_events").await, 3);
+    // With its sends forgotten, the destination may receive codes again at once.
+    app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+}
+
+both!(housekeeping_keeps_only_what_still_counts);
+
+/// The log transport takes messages (marked sent) without writing them anywhere a
+/// code could be read back.
+async fn log_transport_sends_without_keeping_text(b: Backend) {
+    let app = spawn_with(b, |s| {
+        s.delivery.email = vec!["log".into()];
+        s.delivery.sms = vec!["log".into()];
+    })
+    .await;
+    app.vishnu().await;
+    app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let states: Vec<(String, Option<Vec<u8>>)> = app
+            .app
+            .db
+            .run(|c| {
+                Ok(outbox_t::table
+                    .select((outbox_t::state, outbox_t::payload))
+                    .load(c)?)
+            })
+            .await
+            .unwrap();
+        if states.iter().all(|(s, p)| s == "sent" && p.is_none()) {
+            assert_eq!(states.len(), 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{states:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!app.sink.exists());
+}
+
+both!(log_transport_sends_without_keeping_text);
+
+/// A superseded challenge's messages that are still queued are cancelled, not sent
+/// later with a code that no longer works.
+async fn superseding_cancels_queued_messages(b: Backend) {
+    use otpgate::otp::{Channel, Destination, IssueRequest, Policy, issue};
+    let (app, _db, _dir) = open_app(b).await;
+    let settings = app.settings.clone();
+    let mk = move || IssueRequest {
+        subject: "user:1".into(),
+        purpose: "login",
+        user_id: None,
+        org_id: 1,
+        destinations: vec![Destination {
+            channel: Channel::Sms,
+            address: "+15550001".into(),
+        }],
+        device_id: None,
+        language: None,
+        sms_template: None,
+        reveal_code: false,
+        policy: Policy::for_org(&settings, 1),
+    };
+    let (keys, templates) = (app.keys.clone(), app.templates.clone());
+    let (first, second) = app
+        .db
+        .run(move |c| {
+            Ok((
+                issue(c, &keys, &templates, mk())?,
+                issue(c, &keys, &templates, mk())?,
+            ))
+        })
+        .await
+        .unwrap();
+    type Row = (Option<String>, String, Option<String>, bool);
+    let rows: Vec<Row> = app
+        .db
+        .run(|c| {
+            Ok(outbox_t::table
+                .order(outbox_t::created_at)
+                .select((
+                    outbox_t::challenge_id,
+                    outbox_t::state,
+                    outbox_t::last_error,
+                    outbox_t::payload.is_not_null(),
+                ))
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                Some(first.transaction_id),
+                "cancelled".into(),
+                Some("cancelled: a newer code superseded it".into()),
+                false
+            ),
+            (Some(second.transaction_id), "queued".into(), None, true),
+        ]
+    );
+}
+
+both!(superseding_cancels_queued_messages);
