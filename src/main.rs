@@ -136,6 +136,8 @@ struct AddUser {
 }
 
 fn main() -> ExitCode {
+    // Before anything touches TLS: OpenSSL without its atexit clean-up (see db::ConnectionManager).
+    openssl_sys::init();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,

@@ -116,6 +116,12 @@ impl ConnectionManager {
                 Ok(DbConnection::Sqlite(c))
             }
             DatabaseUrl::Postgres(url) => {
+                // libpq and the HTTP/SMTP clients share one bundled OpenSSL. Initialise
+                // it before libpq does, without the atexit clean-up: otherwise a pool
+                // thread still opening or closing a TLS connection when the process
+                // exits touches freed OpenSSL state and the process dies of SIGSEGV
+                // (openssl/openssl#6214, sfackler/r2d2#137).
+                openssl_sys::init();
                 let mut c =
                     PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 c.batch_execute("SET TIME ZONE 'UTC'")

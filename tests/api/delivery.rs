@@ -711,14 +711,15 @@ async fn a_message_fails_after_the_last_attempt_and_an_operator_retries_it(b: Ba
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
-        (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
+        let mut said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if !o.status.success() {
+            said.push_str(&format!("\n[{}]", o.status));
+        }
+        (o.status.success(), said)
     };
     let (ok, listing) = tokio::task::block_in_place(|| cli(&["outbox", "list"]));
     assert!(ok, "{listing}");
