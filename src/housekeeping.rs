@@ -3,7 +3,9 @@
 //! retention period. Audit events are kept.
 
 use crate::config::Settings;
-use crate::db::{DbConnection, challenges, limits, outbox, sessions, write_transaction};
+use crate::db::{
+    DbConnection, capillary_sessions, challenges, limits, outbox, sessions, write_transaction,
+};
 use crate::error::Result;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -12,6 +14,8 @@ pub struct Removed {
     /// Idle rows of `send_limits`.
     pub limit_rows: usize,
     pub sessions: usize,
+    /// Expired sessions of the Capillary auth API.
+    pub capillary_sessions: usize,
     pub challenges: usize,
     pub messages: usize,
 }
@@ -31,6 +35,7 @@ pub fn run(conn: &mut DbConnection, settings: &Settings, now: i64) -> Result<Rem
                 sends: limits::prune(c, now - keep_sends_ms(settings))?,
                 limit_rows: limits::prune_idle(c, now - keep_sends_ms(settings))?,
                 sessions: sessions::delete_expired(c, now)?,
+                capillary_sessions: capillary_sessions::delete_expired(c, now)?,
                 messages: outbox::delete_final_before(c, now - keep_ms)?,
                 challenges: challenges::delete_expired_before(c, now - keep_ms)?,
             })

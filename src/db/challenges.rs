@@ -163,3 +163,18 @@ pub fn change_request_id(conn: &mut DbConnection, id: &str, proposed: &str) -> Q
         .first::<Option<String>>(conn)
         .map(|c| c.unwrap_or_else(|| proposed.to_string()))
 }
+
+/// The newest challenge of a subject and purpose, open or not.
+pub fn latest_for_subject(
+    conn: &mut DbConnection,
+    subject: &str,
+    purpose: &str,
+) -> QueryResult<Option<Challenge>> {
+    challenges::table
+        .filter(challenges::subject.eq(subject))
+        .filter(challenges::purpose.eq(purpose))
+        .order(challenges::created_at.desc())
+        .select(Challenge::as_select())
+        .first(conn)
+        .optional()
+}

@@ -3,6 +3,8 @@
 //! a connection is never held across an `.await`.
 
 pub mod audit;
+pub mod capillary_brands;
+pub mod capillary_sessions;
 pub mod challenges;
 pub mod limits;
 pub mod outbox;

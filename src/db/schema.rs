@@ -120,6 +120,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    capillary_brands (brand_key) {
+        brand_key -> Text,
+        name -> Text,
+        org_id -> BigInt,
+        otp_max_count -> Nullable<BigInt>,
+        otp_timeout_minutes -> Nullable<BigInt>,
+        max_otp_retries -> BigInt,
+        otp_length -> BigInt,
+        otp_validity_seconds -> BigInt,
+        session_validity_seconds -> BigInt,
+        token_validity_seconds -> BigInt,
+        key_validity_seconds -> BigInt,
+        channels -> Text,
+        sms_template -> Nullable<Text>,
+        hash_key -> Nullable<Text>,
+        hash_window_seconds -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    capillary_sessions (id) {
+        id -> Text,
+        brand_key -> Text,
+        web -> Bool,
+        identifier_type -> Text,
+        identifier_value -> Text,
+        device_id -> Nullable<Text>,
+        user_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        validated_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(challenges -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
@@ -132,4 +169,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     audit_events,
     twofactor_configs,
+    capillary_brands,
+    capillary_sessions,
 );

@@ -71,3 +71,25 @@ pub fn next_id(conn: &mut DbConnection) -> QueryResult<i64> {
         .first(conn)?;
     Ok(max.unwrap_or(0) + 1)
 }
+
+/// The user whose mobile number, with or without its country code, is these digits.
+pub fn find_by_mobile_digits(conn: &mut DbConnection, digits: &str) -> QueryResult<Option<User>> {
+    if digits.is_empty() {
+        return Ok(None);
+    }
+    // Country codes are 1 to 3 digits: the number may follow any of them.
+    let tails: Vec<&str> = (0..=3.min(digits.len() - 1))
+        .map(|i| &digits[i..])
+        .collect();
+    let candidates: Vec<User> = users::table
+        .filter(users::mobile.eq_any(&tails))
+        .order(users::id)
+        .select(User::as_select())
+        .load(conn)?;
+    Ok(candidates.into_iter().find(|u| {
+        u.mobile == digits
+            || digits
+                .strip_suffix(u.mobile.as_str())
+                .is_some_and(|cc| !cc.is_empty() && cc == u.country_code.trim_start_matches('+'))
+    }))
+}

@@ -308,6 +308,7 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
             sends: 4,
             limit_rows: 1,
             sessions: 1,
+            capillary_sessions: 0,
             challenges: 1,
             messages: 2
         }

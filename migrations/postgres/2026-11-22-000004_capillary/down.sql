@@ -1,0 +1,3 @@
+DROP INDEX capillary_sessions_expires;
+DROP TABLE capillary_sessions;
+DROP TABLE capillary_brands;

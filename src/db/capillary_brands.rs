@@ -1,0 +1,175 @@
+//! Capillary brands: the tenants of the /auth/v1 API, each with its own limits,
+//! validities, channels and payload-hash setting.
+
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::capillary_brands;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = capillary_brands, treat_none_as_null = true)]
+pub struct Brand {
+    pub brand_key: String,
+    pub name: String,
+    pub org_id: i64,
+    pub otp_max_count: Option<i64>,
+    pub otp_timeout_minutes: Option<i64>,
+    pub max_otp_retries: i64,
+    pub otp_length: i64,
+    pub otp_validity_seconds: i64,
+    pub session_validity_seconds: i64,
+    pub token_validity_seconds: i64,
+    pub key_validity_seconds: i64,
+    pub channels: String,
+    pub sms_template: Option<String>,
+    pub hash_key: Option<String>,
+    pub hash_window_seconds: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The look-up form of a brand name: brands are matched without case.
+pub fn key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl Brand {
+    /// A brand with the defaults: no OTP limit, 5 retries, 6 digits, OTP and session
+    /// valid 15 minutes, token 15 minutes, key 60 minutes, SMS and e-mail, no hash check.
+    pub fn new(name: &str, now: i64) -> Brand {
+        Brand {
+            brand_key: key(name),
+            name: name.trim().to_string(),
+            org_id: 0,
+            otp_max_count: None,
+            otp_timeout_minutes: None,
+            max_otp_retries: 5,
+            otp_length: 6,
+            otp_validity_seconds: 900,
+            session_validity_seconds: 900,
+            token_validity_seconds: 900,
+            key_validity_seconds: 3600,
+            channels: "sms,email".into(),
+            sms_template: None,
+            hash_key: None,
+            hash_window_seconds: 300,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The OTP limit, when the brand has one: (OTPs, window in minutes).
+    pub fn otp_limit(&self) -> Option<(i64, i64)> {
+        self.otp_max_count.zip(self.otp_timeout_minutes)
+    }
+
+    pub fn channels(&self) -> Vec<crate::otp::Channel> {
+        self.channels
+            .split(',')
+            .filter_map(crate::otp::Channel::parse)
+            .collect()
+    }
+
+    /// What is wrong with it, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        let mut problems: Vec<String> = Vec::new();
+        if self.name.is_empty() || self.name.len() > 100 {
+            problems.push("the name must be 1 to 100 characters".into());
+        }
+        if self.org_id < 0 {
+            problems.push("the org id must not be negative".into());
+        }
+        if self.otp_max_count == Some(0) {
+            // Capillary's own rule, code 1535.
+            problems.push("maximum OTP count per customer cannot be 0 (it has to be >= 1)".into());
+        }
+        if self
+            .otp_max_count
+            .is_some_and(|n| !(1..=10_000).contains(&n))
+        {
+            problems.push("otp max count must be 1 to 10000".into());
+        }
+        if self
+            .otp_timeout_minutes
+            .is_some_and(|n| !(1..=10_080).contains(&n))
+        {
+            problems.push("otp timeout must be 1 minute to 7 days".into());
+        }
+        if self.otp_max_count.is_some() != self.otp_timeout_minutes.is_some() {
+            problems.push("give otp max count and otp timeout together (or neither)".into());
+        }
+        if !(1..=100).contains(&self.max_otp_retries) {
+            problems.push("max OTP retries must be 1 to 100".into());
+        }
+        if !(4..=10).contains(&self.otp_length) {
+            problems.push("OTP length must be 4 to 10 digits".into());
+        }
+        for (what, v) in [
+            ("OTP validity", self.otp_validity_seconds),
+            ("session validity", self.session_validity_seconds),
+            ("token validity", self.token_validity_seconds),
+            ("key validity", self.key_validity_seconds),
+        ] {
+            if !(60..=30 * 86_400).contains(&v) {
+                problems.push(format!("{what} must be 1 minute to 30 days"));
+            }
+        }
+        let listed: Vec<&str> = self.channels.split(',').map(str::trim).collect();
+        if listed.is_empty()
+            || listed
+                .iter()
+                .any(|c| crate::otp::Channel::parse(c).is_none())
+        {
+            problems.push("channels must be sms, email or both (comma-separated)".into());
+        }
+        if let Some(t) = &self.sms_template
+            && let Err(e) = crate::delivery::templates::check_template(
+                t,
+                crate::delivery::templates::MESSAGE_PLACEHOLDERS,
+                true,
+            )
+        {
+            problems.push(format!("the SMS template {e}"));
+        }
+        if let Some(k) = &self.hash_key
+            && let Err(e) = crate::keys::parse_key(k, 32)
+        {
+            problems.push(format!("the hash key {e}"));
+        }
+        if !(1..=86_400).contains(&self.hash_window_seconds) {
+            problems.push("the hash window must be 1 second to 1 day".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Brand>> {
+    capillary_brands::table
+        .find(key(name))
+        .select(Brand::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Brand>> {
+    capillary_brands::table
+        .order(capillary_brands::brand_key)
+        .select(Brand::as_select())
+        .load(conn)
+}
+
+pub fn insert(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
+    diesel::insert_into(capillary_brands::table)
+        .values(b)
+        .execute(conn)
+}
+
+pub fn update(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
+    diesel::update(capillary_brands::table.find(&b.brand_key))
+        .set(b)
+        .execute(conn)
+}

@@ -1,0 +1,55 @@
+//! Sessions of the Capillary auth API: opened by token/generate, named by a
+//! `P-<uuid>` sessionId, closed by a successful otp/validate.
+
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::capillary_sessions;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = capillary_sessions)]
+pub struct CapSession {
+    pub id: String,
+    pub brand_key: String,
+    /// Opened on a /web/ route; usable only there.
+    pub web: bool,
+    pub identifier_type: String,
+    /// Normalised: digits of a mobile number, lower-case e-mail or login name.
+    pub identifier_value: String,
+    pub device_id: Option<String>,
+    pub user_id: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub validated_at: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, s: &CapSession) -> QueryResult<usize> {
+    diesel::insert_into(capillary_sessions::table)
+        .values(s)
+        .execute(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CapSession>> {
+    capillary_sessions::table
+        .find(id)
+        .select(CapSession::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Closes an open session; false when it was no longer open (validated meanwhile).
+pub fn mark_validated(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    let n = diesel::update(
+        capillary_sessions::table
+            .find(id)
+            .filter(capillary_sessions::validated_at.is_null()),
+    )
+    .set(capillary_sessions::validated_at.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn delete_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    diesel::delete(capillary_sessions::table.filter(capillary_sessions::expires_at.le(now)))
+        .execute(conn)
+}
