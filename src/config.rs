@@ -84,6 +84,9 @@ pub struct SecretSettings {
     /// Keys used before a rotation, still accepted for codes issued under them.
     pub previous_otp_keys: Vec<String>,
     pub key_file: PathBuf,
+    /// HS256 key of the Capillary auth API's tokens: 32 bytes or more, hex or base64.
+    /// When unset, derived from the OTP key with HKDF (info `capillary jwt v1`).
+    pub capillary_jwt_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -394,6 +397,7 @@ impl Default for SecretSettings {
             otp_key: None,
             previous_otp_keys: Vec::new(),
             key_file: "otpgate.key".into(),
+            capillary_jwt_key: None,
         }
     }
 }
@@ -539,6 +543,11 @@ impl Settings {
             && let Err(e) = crate::keys::parse_key(k, 32)
         {
             problems.push(format!("secrets.otp_key: {e}"));
+        }
+        if let Some(k) = &self.secrets.capillary_jwt_key
+            && let Err(e) = crate::keys::parse_key(k, 32)
+        {
+            problems.push(format!("secrets.capillary_jwt_key: {e}"));
         }
         for (i, k) in self.secrets.previous_otp_keys.iter().enumerate() {
             if let Err(e) = crate::keys::parse_key(k, 32) {

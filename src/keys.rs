@@ -28,6 +28,8 @@ struct KeySet {
 pub struct Keys {
     /// The current key first, then the previous ones.
     sets: Vec<KeySet>,
+    /// HKDF of the current secret, for keys of other purposes.
+    current: hkdf::Hkdf<Sha256>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -78,7 +80,10 @@ impl Keys {
     pub fn from_secrets(current: &[u8], previous: &[Vec<u8>]) -> Keys {
         let mut sets = vec![derive(current)];
         sets.extend(previous.iter().map(|p| derive(p)));
-        Keys { sets }
+        Keys {
+            sets,
+            current: hkdf::Hkdf::<Sha256>::new(Some(b"otpgate"), current),
+        }
     }
 
     /// From configuration; without a configured key, the key file is read, or created
@@ -95,6 +100,15 @@ impl Keys {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("secrets.previous_otp_keys: a key {e}"))?;
         Ok(Keys::from_secrets(&current, &previous))
+    }
+
+    /// A 32-byte key for another purpose (`info` names it), derived from the current
+    /// secret with HKDF-SHA-256: it changes when the secret is rotated.
+    pub fn derived(&self, info: &[u8]) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        // Infallible for a 32-byte output of SHA-256.
+        let _ = self.current.expand(info, &mut key);
+        key
     }
 
     fn mac(code_key: &[u8; 32], challenge_id: &str, code: &str) -> [u8; 32] {
