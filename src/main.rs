@@ -40,6 +40,28 @@ enum Command {
     /// Manage the TwoFactorConfigurations CreateTwoFactorSmsOtp names by id.
     #[command(subcommand, name = "twofactor-config")]
     TwoFactorConfig(TwoFactorConfigCommand),
+    /// Manage the brands of the Capillary auth API (/auth/v1).
+    #[command(subcommand)]
+    Brand(BrandCommand),
+}
+
+#[derive(Subcommand)]
+enum BrandCommand {
+    /// Add a brand, with the defaults for what is not given.
+    Add {
+        /// The brand name requests send in `brand` (matched without case).
+        name: String,
+        #[command(flatten)]
+        settings: commands::BrandSettings,
+    },
+    /// Change settings of a brand.
+    Set {
+        name: String,
+        #[command(flatten)]
+        settings: commands::BrandSettings,
+    },
+    /// List the brands.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +232,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Outbox(c) => outbox(c, settings),
+        Command::Brand(c) => brand(c, settings),
         Command::TwoFactorConfig(TwoFactorConfigCommand::Add(a)) => {
             let app = App::new(settings)?;
             let config = otpgate::db::twofactor_configs::TwoFactorConfig {
@@ -299,6 +322,26 @@ fn outbox(command: OutboxCommand, settings: Settings) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn brand(command: BrandCommand, settings: Settings) -> Result<(), String> {
+    let app = App::new(settings)?;
+    match command {
+        BrandCommand::Add { name, settings } => {
+            let b = commands::save_brand(&app, &name, &settings, false)?;
+            println!("brand {} added", b.name);
+        }
+        BrandCommand::Set { name, settings } => {
+            let b = commands::save_brand(&app, &name, &settings, true)?;
+            println!("brand {} saved", b.name);
+        }
+        BrandCommand::List => {
+            let mut conn = app.db.get().map_err(|e| e.to_string())?;
+            let all = otpgate::db::capillary_brands::all(&mut conn).map_err(|e| e.to_string())?;
+            print!("{}", commands::format_brands(&all));
+        }
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings, demo: bool) -> Result<(), String> {

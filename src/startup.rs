@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::delivery::Dispatcher;
-use crate::dialects::{summit, twofactor};
+use crate::dialects::{capillary, summit, twofactor};
 
 /// A running gateway: the HTTP server and the outbox dispatcher.
 pub struct Gateway {
@@ -118,6 +118,9 @@ async fn route(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpRespon
     }
     if twofactor::is_area(path) {
         return twofactor::handle(req, payload, app).await;
+    }
+    if capillary::is_area(path) {
+        return capillary::handle(req, payload, app).await;
     }
     HttpResponse::NotFound().json(json!({"error": "not found", "path": path}))
 }

@@ -2,6 +2,7 @@
 //! services and writes their replies (and every error) in its own shape; it knows
 //! nothing of storage.
 
+pub mod capillary;
 pub mod fields;
 pub mod summit;
 pub mod twofactor;

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod capillary;
 mod cli;
 mod concurrency;
 mod delivery;
