@@ -819,3 +819,243 @@ both!(
     the_payload_hash_is_checked_when_the_brand_asks,
     a_session_validates_once,
 );
+
+/// `otpgate brand add|set|list`, as an operator runs them.
+#[test]
+fn brands_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("OTPGATE_CONFIG")
+            .env("OTPGATE_DATABASE_URL", &url)
+            .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("otpgate runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    };
+    let (ok, t) = run(&[
+        "brand",
+        "add",
+        "DocDemo",
+        "--otp-max-count",
+        "3",
+        "--otp-timeout",
+        "10",
+    ]);
+    assert!(ok, "{t}");
+    assert!(t.contains("brand DocDemo added"), "{t}");
+    let (ok, t) = run(&["brand", "add", "docdemo"]);
+    assert!(!ok && t.contains("brand 'docdemo' exists"), "{t}");
+    let (ok, t) = run(&[
+        "brand",
+        "add",
+        "Zero",
+        "--otp-max-count",
+        "0",
+        "--otp-timeout",
+        "5",
+    ]);
+    assert!(
+        !ok && t.contains("maximum OTP count per customer cannot be 0 (it has to be >= 1)"),
+        "{t}"
+    );
+    let (ok, t) = run(&["brand", "add", "Half", "--otp-max-count", "3"]);
+    assert!(
+        !ok && t.contains("give otp max count and otp timeout together"),
+        "{t}"
+    );
+    let (ok, t) = run(&["brand", "set", "Nobody", "--max-otp-retries", "3"]);
+    assert!(!ok && t.contains("no brand 'Nobody'"), "{t}");
+    let (ok, t) = run(&[
+        "brand",
+        "set",
+        "DOCDEMO",
+        "--max-otp-retries",
+        "3",
+        "--channels",
+        "email",
+        "--hash-key",
+        HASH_KEY,
+        "--session-validity",
+        "20",
+    ]);
+    assert!(ok, "{t}");
+    let (ok, t) = run(&["brand", "list"]);
+    assert!(ok, "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("DocDemo"))
+        .expect("listed");
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "DocDemo", "0", "3/10min", "3", "6", "15", "20", "15", "60", "email", "on,", "300s"
+        ]
+    );
+    assert!(!t.contains(HASH_KEY), "the hash key is not shown");
+    let (ok, t) = run(&[
+        "brand",
+        "set",
+        "DocDemo",
+        "--otp-max-count",
+        "none",
+        "--otp-timeout",
+        "none",
+        "--hash-key",
+        "none",
+    ]);
+    assert!(ok, "{t}");
+    let (_, t) = run(&["brand", "list"]);
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("DocDemo"))
+        .expect("listed");
+    assert!(line.contains(" none ") && line.ends_with("off"), "{line}");
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(&format!("capillary/{name}"))).expect("fixture is JSON")
+}
+
+/// Tokens and sessionIds differ on every run: compared as placeholders.
+fn redacted(mut v: Value) -> Value {
+    for key in ["token", "key"] {
+        if v["auth"][key].is_string() {
+            v["auth"][key] = json!("[jwt]");
+        }
+    }
+    if v["user"]["sessionId"].is_string() {
+        v["user"]["sessionId"] = json!("[sessionId]");
+    }
+    v
+}
+
+/// The sample requests of fixtures/capillary/, sent as they are (but for the live
+/// sessionId and code), get the sample responses.
+async fn the_fixtures_are_what_the_gateway_answers(b: Backend) {
+    let app = spawn(b).await;
+    brand(&app, "DocDemo", BrandSettings::default()).await;
+    app.vishnu().await;
+    for (web, prefix, channel) in [(false, "", "sms"), (true, "web-", "email")] {
+        let a = app
+            .cap(
+                &route(web, "token/generate"),
+                fixture_json(&format!("{prefix}token-generate-request.json")),
+            )
+            .await;
+        assert_eq!(
+            redacted(a.json()),
+            redacted(fixture_json(&format!(
+                "{prefix}token-generate-response.json"
+            ))),
+            "{}",
+            a.text
+        );
+        let sid = a.json()["user"]["sessionId"].as_str().unwrap().to_string();
+        let mut req = fixture_json(&format!("{prefix}otp-generate-request.json"));
+        req["sessionId"] = json!(sid);
+        let a = app.cap(&route(web, "otp/generate"), req).await;
+        assert_eq!(a.json(), fixture_json("otp-generate-response.json"));
+        let code = app.cap_code(&sid, channel).await;
+        let mut req = fixture_json(&format!("{prefix}otp-validate-request.json"));
+        req["sessionId"] = json!(sid);
+        req["otp"] = if req["otp"].is_number() {
+            json!(code.parse::<i64>().unwrap())
+        } else {
+            json!(code)
+        };
+        let a = app.cap(&route(web, "otp/validate"), req).await;
+        assert_eq!(
+            redacted(a.json()),
+            redacted(fixture_json(&format!("{prefix}otp-validate-response.json"))),
+            "{}",
+            a.text
+        );
+    }
+    // The older shape.
+    let sid = app
+        .cap_session(false, "DocDemo", "MOBILE", "919876543219")
+        .await;
+    let mut req = fixture_json("legacy-otp-generate-request.json");
+    req["sessionId"] = json!(sid);
+    req["deviceId"] = json!("dev-1");
+    let a = app.cap(&route(false, "otp/generate"), req).await;
+    assert_eq!(a.json(), fixture_json("otp-generate-response.json"));
+
+    // Error samples the gateway answers live.
+    let mut no_session = fixture_json("otp-generate-request.json");
+    no_session.as_object_mut().unwrap().remove("sessionId");
+    for (path, body, file) in [
+        (
+            route(false, "otp/generate"),
+            no_session.to_string(),
+            "error-1519-response.json",
+        ),
+        (
+            route(false, "otp/generate"),
+            "{".to_string(),
+            "error-1519-malformed-json-response.json",
+        ),
+        (
+            "/auth/v1/otp/resend".to_string(),
+            "{}".to_string(),
+            "error-404-response.json",
+        ),
+        (
+            route(false, "otp/generate"),
+            format!("{{\"x\":\"{}\"}}", "a".repeat(70_000)),
+            "error-413-response.json",
+        ),
+    ] {
+        let a = app.post(&path, Some("application/json"), body).await;
+        assert_eq!(
+            a.text,
+            fixture(&format!("capillary/{file}")).trim(),
+            "{file}"
+        );
+    }
+    let a = app
+        .request(
+            reqwest::Method::PUT,
+            &route(true, "otp/validate"),
+            &[],
+            String::new(),
+        )
+        .await;
+    assert_eq!(a.text, fixture("capillary/error-405-response.json").trim());
+}
+
+/// Every published code's sample is what the gateway writes for it.
+#[test]
+fn the_error_samples_carry_the_published_messages() {
+    for (code, _) in cap::CODES.iter().filter(|(c, _)| *c != 1519) {
+        let want = fixture(&format!("capillary/error-{code}-response.json"));
+        assert_eq!(
+            cap::Failure::of(*code).body().to_string(),
+            want.trim(),
+            "{code}"
+        );
+    }
+}
+
+/// The hashed sample request's hash is the documented HMAC of its canonical body.
+#[test]
+fn the_hashed_sample_is_signed_as_documented() {
+    let req = fixture_json("hashed-otp-generate-request.json");
+    assert_eq!(
+        payload_hash(&hex::decode(HASH_KEY).unwrap(), &req),
+        req["hash"].as_str().unwrap()
+    );
+}
+
+both!(the_fixtures_are_what_the_gateway_answers);
