@@ -1,7 +1,8 @@
 //! /auth/v1/otp/validate (and /web/): checks the code of an open session's latest
 //! OTP. A right code closes the session (in the same transaction that spends the
 //! code) and answers a USER token; on mobile also an AUTH key and the user block, on
-//! the web `key` and `user` are null. `otp` may be a string or a number.
+//! the web `key` and `user` are null. `otp` may be a string or a number (a
+//! number is padded with leading zeros to the brand's code length).
 
 use serde_json::{Value, json};
 
@@ -20,13 +21,17 @@ pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
     let device_id = call.device_id()?;
     let id = call.identifier()?;
     let session_id = call.session_id()?;
-    let code = call
-        .fields()?
+    let f = call.fields()?;
+    let mut code = f
         .text("otp")
         .map_err(Failure::invalid)?
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Failure::invalid("otp is required."))?;
+    // A code sent as a number has lost its leading zeros: give them back.
+    if f.get("otp").is_some_and(Value::is_u64) {
+        code = format!("{code:0>width$}", width = brand.otp_length as usize);
+    }
     if code.len() > 20 {
         return Err(Failure::of(1506));
     }
