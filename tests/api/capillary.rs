@@ -923,6 +923,69 @@ fn brands_are_managed_from_the_command_line() {
     assert!(line.contains(" none ") && line.ends_with("off"), "{line}");
 }
 
+/// Checks a value against one of schemas/capillary/.
+fn conforms(schema: &str, v: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas/capillary")
+        .join(schema);
+    let schema_json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{schema}: {e}"));
+    if let Err(e) = jsonschema::meta::validate(&schema_json) {
+        panic!("{schema} violates its meta-schema: {e}");
+    }
+    let validator = jsonschema::validator_for(&schema_json)
+        .unwrap_or_else(|e| panic!("{schema} is not a valid schema: {e}"));
+    let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{v} against {schema}: {errors:?}");
+}
+
+/// Every sample of fixtures/capillary/ conforms to its schema, and the claims of its
+/// tokens to TokenClaims.
+#[test]
+fn the_fixtures_conform_to_the_schemas() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/capillary");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let stem = stem
+            .trim_start_matches("web-")
+            .trim_start_matches("legacy-");
+        let stem = stem.trim_start_matches("hashed-");
+        let schema = match stem {
+            s if s.starts_with("error-") => "ErrorResponse.schema.json",
+            "seed-002-otp-generate-response" => "OtpGenerateResponse.schema.json",
+            "token-generate-request" => "TokenGenerateRequest.schema.json",
+            "token-generate-response" => "TokenGenerateResponse.schema.json",
+            "otp-generate-request" => "OtpGenerateRequest.schema.json",
+            "otp-generate-response" => "OtpGenerateResponse.schema.json",
+            "otp-validate-request" => "OtpValidateRequest.schema.json",
+            "otp-validate-response" => "OtpValidateResponse.schema.json",
+            other => panic!("no schema for fixture {other}"),
+        };
+        let v = fixture_json(&name);
+        conforms(schema, &v);
+        for token in [&v["auth"]["token"], &v["auth"]["key"]] {
+            if let Some(t) = token.as_str() {
+                let payload = t.split('.').nth(1).unwrap();
+                let claims: Value = serde_json::from_slice(
+                    &base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        payload,
+                    )
+                    .unwrap(),
+                )
+                .unwrap();
+                conforms("TokenClaims.schema.json", &claims);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 30, "{checked}");
+}
+
 fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&fixture(&format!("capillary/{name}"))).expect("fixture is JSON")
 }
@@ -961,6 +1024,9 @@ async fn the_fixtures_are_what_the_gateway_answers(b: Backend) {
             "{}",
             a.text
         );
+        conforms("TokenGenerateResponse.schema.json", &a.json());
+        let claims = serde_json::to_value(claims(&app, &a.json()["auth"]["token"])).unwrap();
+        conforms("TokenClaims.schema.json", &claims);
         let sid = a.json()["user"]["sessionId"].as_str().unwrap().to_string();
         let mut req = fixture_json(&format!("{prefix}otp-generate-request.json"));
         req["sessionId"] = json!(sid);
@@ -981,6 +1047,7 @@ async fn the_fixtures_are_what_the_gateway_answers(b: Backend) {
             "{}",
             a.text
         );
+        conforms("OtpValidateResponse.schema.json", &a.json());
     }
     // The older shape.
     let sid = app
