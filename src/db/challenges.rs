@@ -164,7 +164,8 @@ pub fn change_request_id(conn: &mut DbConnection, id: &str, proposed: &str) -> Q
         .map(|c| c.unwrap_or_else(|| proposed.to_string()))
 }
 
-/// The newest challenge of a subject and purpose, open or not.
+/// The newest challenge of a subject and purpose, open or not (the one not superseded,
+/// should two carry the same millisecond).
 pub fn latest_for_subject(
     conn: &mut DbConnection,
     subject: &str,
@@ -173,7 +174,10 @@ pub fn latest_for_subject(
     challenges::table
         .filter(challenges::subject.eq(subject))
         .filter(challenges::purpose.eq(purpose))
-        .order(challenges::created_at.desc())
+        .order((
+            challenges::created_at.desc(),
+            challenges::superseded_at.is_null().desc(),
+        ))
         .select(Challenge::as_select())
         .first(conn)
         .optional()

@@ -691,6 +691,26 @@ async fn sessions_expire(b: Backend) {
     assert_eq!(s.expires_at - s.created_at, 20 * 60_000);
     let req = body("MOBILE", "919999999993", "DocDemo", &sid);
     app.cap(&route(false, "otp/generate"), req.clone()).await;
+    let first = app.cap_code(&sid, "sms").await;
+    // A code past its validity: generate again.
+    let subject = cap::subject(&sid);
+    app.app
+        .db
+        .run(move |c| {
+            use otpgate::db::schema::challenges as ch;
+            diesel::update(ch::table.filter(ch::subject.eq(subject)))
+                .set(ch::expires_at.eq(now_ms() - 1))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    failed(
+        &app.cap(&route(false, "otp/validate"), with_otp(req.clone(), first))
+            .await,
+        1537,
+    );
+    app.cap(&route(false, "otp/generate"), req.clone()).await;
     let code = app.cap_code(&sid, "sms").await;
     // The session's validity runs out.
     let id = sid.clone();
