@@ -239,10 +239,11 @@ pub fn outbox_retry(app: &App, id: &str) -> Result<(), String> {
 /// them. On `set`, only the options given change; `none` clears an optional setting.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BrandSettings {
-    /// OTPs allowed per identifier within --otp-timeout minutes, or `none` (no limit).
+    /// OTPs allowed per identifier within --otp-timeout minutes, or `none` (the
+    /// default: no limit).
     #[arg(long, value_name = "N|none")]
     pub otp_max_count: Option<String>,
-    /// The window of --otp-max-count, in minutes, or `none`.
+    /// The window of --otp-max-count, in minutes, or `none` (the default).
     #[arg(long, value_name = "MINUTES|none")]
     pub otp_timeout: Option<String>,
     /// Wrong codes allowed per OTP (default 5).
@@ -273,7 +274,7 @@ pub struct BrandSettings {
     #[arg(long, value_name = "TEXT|none")]
     pub sms_template: Option<String>,
     /// Turns the payload hash check on with this key (32 bytes or more, hex or base64);
-    /// `none` turns it off.
+    /// `none` turns it off (the default).
     #[arg(long, value_name = "KEY|none")]
     pub hash_key: Option<String>,
     /// How far a request's timeStamp may be from now, in seconds (default 300).
