@@ -13,6 +13,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod mask;
 pub mod otp;
+pub mod replay;
 pub mod services;
 pub mod sessions;
 pub mod startup;

@@ -40,6 +40,24 @@ enum Command {
     /// Manage the TwoFactorConfigurations CreateTwoFactorSmsOtp names by id.
     #[command(subcommand, name = "twofactor-config")]
     TwoFactorConfig(TwoFactorConfigCommand),
+    /// Replay recorded exchanges (fixtures/scenarios) against a running gateway.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The gateway to send every request to (scheme, host and port).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// The gateway's file sink (delivery.file_path), where codes are read from.
+    #[arg(long)]
+    sink: Option<PathBuf>,
+    /// Write the answers received as the new expected ones (review the diff first).
+    #[arg(long)]
+    record: bool,
+    /// Scenario files, or directories searched for *.replay.toml.
+    #[arg(required = true)]
+    fixtures: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +228,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Outbox(c) => outbox(c, settings),
+        Command::Replay(a) => replay(a),
         Command::TwoFactorConfig(TwoFactorConfigCommand::Add(a)) => {
             let app = App::new(settings)?;
             let config = otpgate::db::twofactor_configs::TwoFactorConfig {
@@ -298,6 +317,32 @@ fn outbox(command: OutboxCommand, settings: Settings) -> Result<(), String> {
             println!("message {} is queued again", id.trim());
             Ok(())
         }
+    }
+}
+
+fn replay(a: ReplayArgs) -> Result<(), String> {
+    let files = otpgate::replay::collect(&a.fixtures)?;
+    if files.is_empty() {
+        return Err("no *.replay.toml scenarios among the paths given".into());
+    }
+    let replayer = otpgate::replay::Replayer::new(&a.target, a.sink)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let (passed, failed) = runtime.block_on(otpgate::replay::replay_all(
+        &replayer,
+        &files,
+        a.record,
+        &mut std::io::stdout(),
+    ))?;
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else if a.record {
+        Err(format!("{failed} scenarios differed and were recorded"))
+    } else {
+        Err(format!("{failed} scenarios did not match"))
     }
 }
 
