@@ -522,10 +522,28 @@ fn indent(text: &str) -> String {
         .collect::<String>()
 }
 
-/// Writes the answers received as the scenario's expected ones: status, the headers
-/// the scenario lists (Content-Type when it lists none) and the body as a template
-/// whose volatile fields are holes. Comments and everything else in the file stay.
-pub fn write_recorded(scenario: &Scenario, outcome: &Outcome) -> Result<(), String> {
+impl Replayer {
+    /// Writes the answers received as the scenario's expected ones: status, the
+    /// headers the scenario lists (Content-Type when it lists none) and the body as a
+    /// template whose volatile fields are holes, and where the target's own host and
+    /// port appear in a URL, `{{host}}`. Comments and the rest of the file stay.
+    pub fn write_recorded(&self, scenario: &Scenario, outcome: &Outcome) -> Result<(), String> {
+        let host = reqwest::Url::parse(&self.target).ok().and_then(|u| {
+            Some(format!(
+                "//{}:{}/",
+                u.host_str()?,
+                u.port_or_known_default()?
+            ))
+        });
+        write_recorded(scenario, outcome, host.as_deref())
+    }
+}
+
+fn write_recorded(
+    scenario: &Scenario,
+    outcome: &Outcome,
+    host: Option<&str>,
+) -> Result<(), String> {
     let text = read(&scenario.path)?;
     let mut doc: toml_edit::DocumentMut = text
         .parse()
@@ -599,7 +617,7 @@ pub async fn replay_all(
         writeln!(out, "{}", line.trim_end()).map_err(|e| e.to_string())?;
         if record && !outcome.passed() {
             if outcome.actual.len() == scenario.steps.len() {
-                write_recorded(&scenario, &outcome)?;
+                replayer.write_recorded(&scenario, &outcome)?;
                 writeln!(out, "      recorded {}", scenario.path.display())
                     .map_err(|e| e.to_string())?;
             } else {

@@ -9,6 +9,7 @@ mod concurrency;
 mod delivery;
 mod generate;
 mod login_app;
+mod replay;
 mod seeds;
 mod storage;
 mod twofactor;
