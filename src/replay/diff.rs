@@ -75,7 +75,7 @@ fn json_lines(text: &str) -> String {
                 newline(&mut out, depth);
             }
             '\n' | '\r' => {}
-            ' ' | '\t' if out.ends_with(|c: char| c == '\n' || c == ' ') => {}
+            ' ' | '\t' if out.ends_with(['\n', ' ']) => {}
             _ => out.push(c),
         }
     }

@@ -295,11 +295,10 @@ impl Replayer {
         })
     }
 
-    /// Runs every step in order; a step that cannot be sent, or a capture that fails,
-    /// ends the scenario (later steps would need its values). With `record`, answers
-    /// whose templates do not match still yield their captures, from the template
-    /// `record` would write.
-    pub async fn run(&self, scenario: &Scenario, record: bool) -> Outcome {
+    /// Runs every step in order. An answer that differs still yields the values its
+    /// template captures, from the same fields, so later steps run; a step that cannot
+    /// be sent, or whose values cannot be had, ends the scenario.
+    pub async fn run(&self, scenario: &Scenario) -> Outcome {
         let mut out = Outcome::default();
         let mut vars = Vars::new();
         let volatile = scenario.volatile();
@@ -362,19 +361,23 @@ impl Replayer {
                                 indent(&diff::render(&resolved, &actual.body))
                             )));
                             let recorded = template::record(&actual.body, &volatile, Some(&t));
-                            match Template::parse(&recorded)
+                            // The chain goes on with the values the answer holds
+                            // where the expected one had them, if it holds them all.
+                            let captured = Template::parse(&recorded)
                                 .ok()
                                 .and_then(|r| r.matches(&actual.body))
-                            {
-                                Some(captured) if record => vars.extend(captured),
-                                _ => stop = true,
+                                .unwrap_or_default();
+                            if t.names().iter().all(|n| captured.contains_key(*n)) {
+                                vars.extend(captured);
+                            } else {
+                                stop = true;
                             }
                         }
                     },
                 },
             }
             for c in &step.sink {
-                match self.from_sink(c, &vars, sink_start).await {
+                match self.code_from_sink(c, &vars, sink_start).await {
                     Ok(v) => {
                         vars.insert(c.capture.clone(), v);
                     }
@@ -441,7 +444,12 @@ impl Replayer {
     }
 
     /// Waits for a message written to the sink since `start` that the capture selects.
-    async fn from_sink(&self, c: &SinkCapture, vars: &Vars, start: u64) -> Result<String, String> {
+    async fn code_from_sink(
+        &self,
+        c: &SinkCapture,
+        vars: &Vars,
+        start: u64,
+    ) -> Result<String, String> {
         let Some(path) = &self.sink else {
             return Err(format!(
                 "capturing {} needs the delivery sink: give --sink FILE (the gateway's \
@@ -581,8 +589,11 @@ fn write_recorded(
         }
         response["headers"] = toml_edit::value(headers);
         response.remove("body_file");
-        response["body"] =
-            toml_edit::value(template::record(&actual.body, &volatile, previous.as_ref()));
+        let mut body = template::record(&actual.body, &volatile, previous.as_ref());
+        if let Some(h) = host {
+            body = body.replace(h, "//{{host}}/");
+        }
+        response["body"] = toml_edit::value(body);
     }
     std::fs::write(&scenario.path, doc.to_string())
         .map_err(|e| format!("{}: cannot write: {e}", scenario.path.display()))
@@ -599,7 +610,7 @@ pub async fn replay_all(
     let (mut passed, mut failed) = (0, 0);
     for f in files {
         let scenario = Scenario::load(f)?;
-        let outcome = replayer.run(&scenario, record).await;
+        let outcome = replayer.run(&scenario).await;
         let n = scenario.steps.len();
         let line = if outcome.passed() {
             passed += 1;

@@ -141,6 +141,17 @@ impl Template {
         self.pieces.iter().any(|p| matches!(p, Piece::Hole { .. }))
     }
 
+    /// The names of the named holes.
+    pub fn names(&self) -> Vec<&str> {
+        self.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Hole { name: Some(n), .. } => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The values of the named holes when `actual` matches, or None.
     pub fn matches(&self, actual: &str) -> Option<Vars> {
         let caps = self.regex.captures(actual)?;
