@@ -14,6 +14,7 @@ pub mod keys;
 pub mod mask;
 pub mod otp;
 pub mod replay;
+pub mod schemas;
 pub mod services;
 pub mod sessions;
 pub mod startup;

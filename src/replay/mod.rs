@@ -76,6 +76,10 @@ pub struct Request {
     pub replace: BTreeMap<String, String>,
     /// The schema the body follows, relative to schemas/ (checked by the test suite).
     pub schema: Option<String>,
+    /// The body is deliberately malformed or breaks its schema (the suite checks it
+    /// does not validate).
+    #[serde(default)]
+    pub invalid: bool,
 }
 
 fn post() -> String {
@@ -226,6 +230,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 /// What a step received.
 #[derive(Debug, Clone)]
 pub struct Actual {
+    /// The request body as sent, `${…}` substituted.
+    pub request_body: String,
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub body: String,
@@ -410,7 +416,7 @@ impl Replayer {
             req = req.header(k.as_str(), template::substitute(v, vars)?);
         }
         let resp = req
-            .body(body)
+            .body(body.clone())
             .send()
             .await
             .map_err(|e| format!("request to {}{path} failed: {e}", self.target))?;
@@ -430,6 +436,7 @@ impl Replayer {
             .await
             .map_err(|e| format!("reading the answer failed: {e}"))?;
         Ok(Actual {
+            request_body: body,
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),

@@ -10,6 +10,7 @@ mod delivery;
 mod generate;
 mod login_app;
 mod replay;
+mod schemas;
 mod seeds;
 mod storage;
 mod twofactor;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::both;
 use crate::helpers::*;
+use crate::schemas::validate;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -117,7 +118,7 @@ async fn replay_one(b: Backend, path: &Path, record: bool) -> Result<(), String>
     let replayer = Replayer::new(&app.base, Some(app.sink.clone()))?;
     let outcome = replayer.run(&scenario).await;
     if outcome.passed() {
-        return Ok(());
+        return check_schemas(&scenario, &outcome.actual);
     }
     if record && outcome.actual.len() == scenario.steps.len() {
         replayer.write_recorded(&scenario, &outcome)?;
@@ -129,6 +130,66 @@ async fn replay_one(b: Backend, path: &Path, record: bool) -> Result<(), String>
         if record { "recorded" } else { "differs" },
         outcome.report()
     ))
+}
+
+/// Every body sent and received validates against the schema its step names; a
+/// request marked `invalid` must not.
+fn check_schemas(scenario: &Scenario, actual: &[replay::Actual]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (step, a) in scenario.steps.iter().zip(actual) {
+        let request_ct = step
+            .request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map_or("", |(_, v)| v.as_str());
+        if !a.request_body.is_empty() {
+            match (&step.request.schema, step.request.invalid) {
+                (None, _) => {
+                    problems.push(format!("step {}: the request names no schema", step.name))
+                }
+                (Some(s), false) => {
+                    if let Err(e) = validate(s, request_ct, &a.request_body) {
+                        problems.push(format!(
+                            "step {}: the request does not follow {s}: {e}",
+                            step.name
+                        ));
+                    }
+                }
+                (Some(s), true) => {
+                    if validate(s, request_ct, &a.request_body).is_ok() {
+                        problems.push(format!(
+                            "step {}: the request is marked invalid but follows {s}",
+                            step.name
+                        ));
+                    }
+                }
+            }
+        }
+        if !a.body.is_empty() {
+            let ct = a.headers.get("content-type").map_or("", String::as_str);
+            match &step.response.schema {
+                None => problems.push(format!("step {}: the response names no schema", step.name)),
+                Some(s) => {
+                    if let Err(e) = validate(s, ct, &a.body) {
+                        problems.push(format!(
+                            "step {}: the response does not follow {s}: {e}",
+                            step.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: schemas:\n  {}",
+            scenario.label(),
+            problems.join("\n  ")
+        ))
+    }
 }
 
 /// Every scenario, each on a fresh gateway; all failures are reported together.
