@@ -22,6 +22,9 @@ use template::{Template, Vars};
 /// The file name every scenario ends with.
 pub const SUFFIX: &str = ".replay.toml";
 
+/// The variable every scenario starts with: six random digits, new for each run.
+pub const UNIQUE: &str = "unique";
+
 /// Fields that differ on every run, made holes when an answer is recorded.
 pub const VOLATILE: &[&str] = &[
     "TransactionID",
@@ -307,6 +310,12 @@ impl Replayer {
     pub async fn run(&self, scenario: &Scenario) -> Outcome {
         let mut out = Outcome::default();
         let mut vars = Vars::new();
+        // Six random digits per run, for values that must differ between runs against
+        // a long-lived gateway (a phone number under a send limit).
+        vars.insert(
+            UNIQUE.into(),
+            format!("{:06}", rand::random_range(0..1_000_000u32)),
+        );
         let volatile = scenario.volatile();
         for step in &scenario.steps {
             let fail = |detail: String| Mismatch {
