@@ -157,6 +157,16 @@ fn main() -> ExitCode {
     // Before anything touches TLS: OpenSSL without its atexit clean-up (see db::ConnectionManager).
     openssl_sys::init();
     let cli = Cli::parse();
+    // A client of any gateway: the local gateway's configuration is not its concern.
+    if let Command::Replay(a) = cli.command {
+        return match replay(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("otpgate: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {

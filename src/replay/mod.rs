@@ -418,9 +418,16 @@ impl Replayer {
         let method = reqwest::Method::from_bytes(step.request.method.trim().as_bytes())
             .map_err(|_| format!("bad method {:?}", step.request.method))?;
         let body = template::substitute(&scenario.request_body(step)?, vars)?;
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.target, path));
+        let url = reqwest::Url::parse(&format!("{}{}", self.target, path))
+            .map_err(|e| format!("request path {path:?}: {e}"))?;
+        // Only ever the target: a path cannot name another host.
+        if !self.is_target(&url) {
+            return Err(format!(
+                "request path {path:?} leaves the target {}",
+                self.target
+            ));
+        }
+        let mut req = self.client.request(method, url);
         for (k, v) in &step.request.headers {
             req = req.header(k.as_str(), template::substitute(v, vars)?);
         }
@@ -428,7 +435,7 @@ impl Replayer {
             .body(body.clone())
             .send()
             .await
-            .map_err(|e| format!("request to {}{path} failed: {e}", self.target))?;
+            .map_err(|e| format!("request to {}{path} failed: {}", self.target, chain(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -450,6 +457,10 @@ impl Replayer {
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         })
+    }
+
+    fn is_target(&self, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.target).is_ok_and(|t| t.origin() == url.origin())
     }
 
     fn sink_len(&self) -> u64 {
@@ -534,6 +545,18 @@ impl Replayer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// An error with its causes: reqwest's own text leaves out why a request failed.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn substitute_parse(text: &str, vars: &Vars) -> Result<Template, String> {
