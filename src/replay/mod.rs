@@ -657,11 +657,15 @@ pub async fn replay_all(
         } else {
             failed += 1;
             format!(
-                "FAIL  {} (step {} of {n}): {}\n{}",
+                "FAIL  {} ({n} steps): {}\n{}{}",
                 scenario.label(),
-                outcome.steps_run,
                 scenario.title,
-                outcome.report()
+                outcome.report(),
+                if outcome.steps_run < n {
+                    format!("  stopped after step {} of {n}\n", outcome.steps_run)
+                } else {
+                    String::new()
+                }
             )
         };
         writeln!(out, "{}", line.trim_end()).map_err(|e| e.to_string())?;

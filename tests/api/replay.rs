@@ -287,7 +287,10 @@ async fn the_replay_command_reports_and_records() {
         out.contains("ok    twofactor/create-validate-json.replay.toml (7 steps)"),
         "{out}"
     );
-    assert!(out.contains("FAIL  "), "{out}");
+    assert!(
+        out.contains(&format!("FAIL  {} (7 steps): ", changed.display())),
+        "{out}"
+    );
     assert!(
         out.contains("-  \"Code\":6009") && out.contains("+  \"Code\":6008"),
         "{out}"
@@ -297,6 +300,7 @@ async fn the_replay_command_reports_and_records() {
     // Without the sink, the codes cannot be had: said plainly.
     let (ok, out) = otpgate_replay(&["--target".as_ref(), target, good.as_os_str()]).await;
     assert!(!ok && out.contains("give --sink FILE"), "{out}");
+    assert!(out.contains("stopped after step 1 of 7"), "{out}");
 
     // The target's address, echoed in an answer, is recorded as {{host}}.
     let routing = std::fs::read_to_string(
