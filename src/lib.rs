@@ -13,6 +13,8 @@ pub mod housekeeping;
 pub mod keys;
 pub mod mask;
 pub mod otp;
+pub mod replay;
+pub mod schemas;
 pub mod services;
 pub mod sessions;
 pub mod startup;

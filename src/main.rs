@@ -43,6 +43,24 @@ enum Command {
     /// Manage the brands of the Capillary auth API (/auth/v1).
     #[command(subcommand)]
     Brand(BrandCommand),
+    /// Replay recorded exchanges (fixtures/scenarios) against a running gateway.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The gateway to send every request to (scheme, host and port).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    target: String,
+    /// The gateway's file sink (delivery.file_path), where codes are read from.
+    #[arg(long)]
+    sink: Option<PathBuf>,
+    /// Write the answers received as the new expected ones (review the diff first).
+    #[arg(long)]
+    record: bool,
+    /// Scenario files, or directories searched for *.replay.toml.
+    #[arg(required = true)]
+    fixtures: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +179,16 @@ fn main() -> ExitCode {
     // Before anything touches TLS: OpenSSL without its atexit clean-up (see db::ConnectionManager).
     openssl_sys::init();
     let cli = Cli::parse();
+    // A client of any gateway: the local gateway's configuration is not its concern.
+    if let Command::Replay(a) = cli.command {
+        return match replay(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("otpgate: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -233,6 +261,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         }
         Command::Outbox(c) => outbox(c, settings),
         Command::Brand(c) => brand(c, settings),
+        Command::Replay(a) => replay(a),
         Command::TwoFactorConfig(TwoFactorConfigCommand::Add(a)) => {
             let app = App::new(settings)?;
             let config = otpgate::db::twofactor_configs::TwoFactorConfig {
@@ -342,6 +371,32 @@ fn brand(command: BrandCommand, settings: Settings) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn replay(a: ReplayArgs) -> Result<(), String> {
+    let files = otpgate::replay::collect(&a.fixtures)?;
+    if files.is_empty() {
+        return Err("no *.replay.toml scenarios among the paths given".into());
+    }
+    let replayer = otpgate::replay::Replayer::new(&a.target, a.sink)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let (passed, failed) = runtime.block_on(otpgate::replay::replay_all(
+        &replayer,
+        &files,
+        a.record,
+        &mut std::io::stdout(),
+    ))?;
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else if a.record {
+        Err(format!("{failed} scenarios differed and were recorded"))
+    } else {
+        Err(format!("{failed} scenarios did not match"))
+    }
 }
 
 fn serve(settings: Settings, demo: bool) -> Result<(), String> {

@@ -34,8 +34,6 @@ impl Gateway {
             actix_web::App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(max_body))
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
                 .default_service(web::to(route))
         })
         .shutdown_timeout(30)
@@ -89,6 +87,185 @@ impl Gateway {
     }
 }
 
+/// What serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serve {
+    Health,
+    Ready,
+    OpenApi,
+    Schema,
+    Summit,
+    TwoFactor,
+    Capillary,
+}
+
+/// How a request path is matched against a route's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// The path itself.
+    Exact,
+    /// Any path under the route's path up to its `{…}` parameter.
+    Prefix,
+    /// Any path that ends with the route's path, without case and with or without a
+    /// final `/`: legacy clients reach the dialects under various prefixes.
+    Suffix,
+}
+
+/// One route the gateway serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    /// The path as the OpenAPI document lists it.
+    pub path: &'static str,
+    pub matching: Match,
+    pub serve: Serve,
+}
+
+const fn route_(method: &'static str, path: &'static str, matching: Match, serve: Serve) -> Route {
+    Route {
+        method,
+        path,
+        matching,
+        serve,
+    }
+}
+
+/// Every route the gateway serves: the router dispatches by this list, and a test
+/// compares it with the OpenAPI document (schemas/openapi.json).
+pub const ROUTES: &[Route] = &[
+    route_("GET", "/healthz", Match::Exact, Serve::Health),
+    route_("GET", "/readyz", Match::Exact, Serve::Ready),
+    route_("GET", "/openapi.json", Match::Exact, Serve::OpenApi),
+    route_("GET", "/schemas/{path}", Match::Prefix, Serve::Schema),
+    route_(
+        "POST",
+        "/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall",
+        Match::Suffix,
+        Serve::Summit,
+    ),
+    route_(
+        "POST",
+        "/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall_JSON",
+        Match::Suffix,
+        Serve::Summit,
+    ),
+    route_(
+        "POST",
+        "/api/TwoFactor/CreateTwoFactorSmsOtp",
+        Match::Suffix,
+        Serve::TwoFactor,
+    ),
+    route_(
+        "POST",
+        "/api/TwoFactor/ValidateTwoFactorSmsOtp",
+        Match::Suffix,
+        Serve::TwoFactor,
+    ),
+    route_(
+        "POST",
+        "/api/TwoFactor/ValidateTwoFactorSmsOtoByReferenceId",
+        Match::Suffix,
+        Serve::TwoFactor,
+    ),
+    route_(
+        "POST",
+        "/api/TwoFactor/CreateOtpForRemindPassword",
+        Match::Suffix,
+        Serve::TwoFactor,
+    ),
+    route_(
+        "POST",
+        "/auth/v1/token/generate",
+        Match::Suffix,
+        Serve::Capillary,
+    ),
+    route_(
+        "POST",
+        "/auth/v1/otp/generate",
+        Match::Suffix,
+        Serve::Capillary,
+    ),
+    route_(
+        "POST",
+        "/auth/v1/otp/validate",
+        Match::Suffix,
+        Serve::Capillary,
+    ),
+    route_(
+        "POST",
+        "/auth/v1/web/token/generate",
+        Match::Suffix,
+        Serve::Capillary,
+    ),
+    route_(
+        "POST",
+        "/auth/v1/web/otp/generate",
+        Match::Suffix,
+        Serve::Capillary,
+    ),
+    route_(
+        "POST",
+        "/auth/v1/web/otp/validate",
+        Match::Suffix,
+        Serve::Capillary,
+    ),
+];
+
+impl Route {
+    pub fn matches(&self, path: &str) -> bool {
+        match self.matching {
+            Match::Exact => path == self.path,
+            Match::Prefix => {
+                let prefix = self.path.split('{').next().unwrap_or(self.path);
+                path.len() > prefix.len() && path.starts_with(prefix)
+            }
+            Match::Suffix => {
+                let p = path.trim_end_matches('/').to_ascii_lowercase();
+                p.ends_with(&self.path.to_ascii_lowercase())
+            }
+        }
+    }
+}
+
+/// Routes by ROUTES. A dialect answers for its whole area (wrong methods, unknown
+/// operations) in its own shape; anything else is a JSON 404.
+async fn route(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpResponse {
+    let path = req.path();
+    if let Some(r) = ROUTES.iter().find(|r| r.matches(path)) {
+        let method_ok = req.method().as_str() == r.method
+            || (r.method == "GET" && req.method() == Method::HEAD);
+        match r.serve {
+            Serve::Summit if method_ok => return summit::handle(req, payload, app).await,
+            Serve::Summit => return summit::not_routed(&req),
+            Serve::TwoFactor => return twofactor::handle(req, payload, app).await,
+            Serve::Capillary => return capillary::handle(req, payload, app).await,
+            _ if !method_ok => {
+                return HttpResponse::MethodNotAllowed()
+                    .insert_header((actix_web::http::header::ALLOW, r.method))
+                    .json(json!({"error": "method not allowed", "allow": r.method}));
+            }
+            Serve::Health => return healthz().await,
+            Serve::Ready => return readyz(app).await,
+            Serve::OpenApi => return crate::schemas::openapi(),
+            Serve::Schema => return crate::schemas::file(path.trim_start_matches("/schemas/")),
+        }
+    }
+    if summit::is_area(path) {
+        return summit::not_routed(&req);
+    }
+    if twofactor::is_area(path) {
+        return twofactor::handle(req, payload, app).await;
+    }
+    if capillary::is_area(path) {
+        return capillary::handle(req, payload, app).await;
+    }
+    not_found(path)
+}
+
+pub(crate) fn not_found(path: &str) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"error": "not found", "path": path}))
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -104,23 +281,4 @@ async fn readyz(app: Data<App>) -> HttpResponse {
                 .json(json!({"status": "unavailable", "database": backend}))
         }
     }
-}
-
-/// Every path the dialects serve, matched by suffix and without case, as legacy
-/// clients with their various prefixes need.
-async fn route(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpResponse {
-    let path = req.path();
-    if summit::is_endpoint(path) && req.method() == Method::POST {
-        return summit::handle(req, payload, app).await;
-    }
-    if summit::is_area(path) {
-        return summit::not_routed(&req);
-    }
-    if twofactor::is_area(path) {
-        return twofactor::handle(req, payload, app).await;
-    }
-    if capillary::is_area(path) {
-        return capillary::handle(req, payload, app).await;
-    }
-    HttpResponse::NotFound().json(json!({"error": "not found", "path": path}))
 }

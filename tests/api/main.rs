@@ -10,6 +10,8 @@ mod concurrency;
 mod delivery;
 mod generate;
 mod login_app;
+mod replay;
+mod schemas;
 mod seeds;
 mod storage;
 mod twofactor;
