@@ -40,6 +40,8 @@ enum Command {
     /// Manage the TwoFactorConfigurations CreateTwoFactorSmsOtp names by id.
     #[command(subcommand, name = "twofactor-config")]
     TwoFactorConfig(TwoFactorConfigCommand),
+    /// Load-test the full OTP cycle against a gateway it starts on loopback.
+    Bench(otpgate::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -210,6 +212,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Outbox(c) => outbox(c, settings),
+        Command::Bench(args) => otpgate::bench::run(args, settings).map(|_| ()),
         Command::TwoFactorConfig(TwoFactorConfigCommand::Add(a)) => {
             let app = App::new(settings)?;
             let config = otpgate::db::twofactor_configs::TwoFactorConfig {

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod bench;
 mod cli;
 mod concurrency;
 mod delivery;
