@@ -307,6 +307,7 @@ fn outbox(command: OutboxCommand, settings: Settings) -> Result<(), String> {
 fn serve(settings: Settings, demo: bool) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(otpgate::startup::blocking_threads(&settings))
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

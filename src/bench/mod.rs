@@ -168,7 +168,7 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
     let sms_addr = sms_server.0;
 
     let settings = gateway_settings(&args, base, &database_url, sms_addr, dir.path())?;
-    let (pool_size, workers) = (settings.pool_size, settings.workers);
+    let (pool_size, workers) = (settings.pool_connections(), settings.workers);
 
     let identities: Vec<Identity> = (0..args.clients)
         .map(|i| Identity {
