@@ -27,7 +27,7 @@ impl App {
     /// Opens the database (applying migrations) and loads keys. The error says what is
     /// wrong, for the operator.
     pub fn new(settings: Settings) -> Result<App, String> {
-        let db = Db::open(&settings.database_url, settings.pool_size)?;
+        let db = Db::open(&settings.database_url, settings.pool_connections())?;
         let keys = Keys::from_settings(&settings.secrets)?;
         let passwords = Passwords::new(&settings.password_hashing)?;
         let field_cipher = if settings.field_cipher.enabled {

@@ -2,6 +2,7 @@
 //! core that generates, delivers, stores and verifies one-time passwords.
 
 pub mod app;
+pub mod bench;
 pub mod cipher;
 pub mod commands;
 pub mod config;

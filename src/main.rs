@@ -45,6 +45,8 @@ enum Command {
     Brand(BrandCommand),
     /// Replay recorded exchanges (fixtures/scenarios) against a running gateway.
     Replay(ReplayArgs),
+    /// Load-test the full OTP cycle against a gateway it starts on loopback.
+    Bench(otpgate::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -262,6 +264,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         Command::Outbox(c) => outbox(c, settings),
         Command::Brand(c) => brand(c, settings),
         Command::Replay(a) => replay(a),
+        Command::Bench(args) => otpgate::bench::run(args, settings).map(|_| ()),
         Command::TwoFactorConfig(TwoFactorConfigCommand::Add(a)) => {
             let app = App::new(settings)?;
             let config = otpgate::db::twofactor_configs::TwoFactorConfig {
@@ -402,6 +405,7 @@ fn replay(a: ReplayArgs) -> Result<(), String> {
 fn serve(settings: Settings, demo: bool) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(otpgate::startup::blocking_threads(&settings))
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

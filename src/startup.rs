@@ -14,6 +14,15 @@ use crate::app::App;
 use crate::delivery::Dispatcher;
 use crate::dialects::{capillary, summit, twofactor};
 
+/// Threads for blocking work (database calls, password hashing, file writes): one
+/// per pooled connection and hashing slot, and a few for the rest. A blocking task
+/// beyond these would only wait for a connection or a slot, as a thread of its own:
+/// under load, tokio's default of up to 512 such threads cost context switches and a
+/// malloc arena each.
+pub fn blocking_threads(settings: &crate::config::Settings) -> usize {
+    settings.pool_connections() as usize + settings.password_hashing.max_concurrent + 4
+}
+
 /// A running gateway: the HTTP server and the outbox dispatcher.
 pub struct Gateway {
     pub port: u16,

@@ -1,11 +1,12 @@
 //! The user directory's core: password hashing (Argon2id, off the executor and with
 //! bounded concurrency) and provisioning.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashing;
@@ -16,6 +17,12 @@ use crate::error::{Error, Result};
 pub struct Passwords {
     argon: Argon2<'static>,
     slots: Arc<Semaphore>,
+    /// Argon2 working memory (`memory_kib` each), reused from one verification to the
+    /// next: at most one per slot. Allocating it afresh per login leaves each blocking
+    /// thread's malloc arena holding its own copy, and the resident size grew past
+    /// 200 MB in a login storm.
+    memory: Mutex<Vec<Vec<Block>>>,
+    max_concurrent: usize,
     /// A hash to verify against when the user does not exist, so that answering
     /// "unknown user" takes as long as "wrong password".
     decoy: String,
@@ -29,6 +36,8 @@ impl Passwords {
         let mut p = Passwords {
             argon,
             slots: Arc::new(Semaphore::new(s.max_concurrent)),
+            memory: Mutex::new(Vec::new()),
+            max_concurrent: s.max_concurrent,
             decoy: String::new(),
         };
         let random = hex::encode(crate::keys::random_bytes::<16>());
@@ -53,9 +62,49 @@ impl Passwords {
             Some(h) => (h, true),
             None => (self.decoy.as_str(), false),
         };
-        let ok = PasswordHash::new(hash)
-            .is_ok_and(|h| self.argon.verify_password(password.as_bytes(), &h).is_ok());
+        let ok = PasswordHash::new(hash).is_ok_and(|h| self.matches(&h, password.as_bytes()));
         ok && real
+    }
+
+    /// Whether `password` is the one of the PHC string `h`, under the algorithm,
+    /// version and parameters recorded in it, computed in reused working memory and
+    /// compared in constant time.
+    fn matches(&self, h: &PasswordHash<'_>, password: &[u8]) -> bool {
+        let (Some(expected), Some(salt)) = (&h.hash, &h.salt) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(h.algorithm) else {
+            return false;
+        };
+        let version = match h.version.map(Version::try_from) {
+            None => Version::default(),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let Ok(params) = Params::try_from(h) else {
+            return false;
+        };
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let mut memory = self
+            .memory
+            .lock()
+            .ok()
+            .and_then(|mut m| m.pop())
+            .unwrap_or_default();
+        memory.resize(params.block_count(), Block::new());
+        let mut out = vec![0u8; expected.len()];
+        let computed = Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
+            .is_ok();
+        if let Ok(mut m) = self.memory.lock()
+            && m.len() < self.max_concurrent
+        {
+            m.push(memory);
+        }
+        computed && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
     }
 
     /// Verifies on the blocking pool, at most `max_concurrent` at once, so a burst of
@@ -262,6 +311,32 @@ mod tests {
         assert!(!p.verify_now(None, "anything"));
         assert!(!p.verify_now(Some("not a hash"), "correct horse"));
         assert_ne!(h, p.hash("correct horse").unwrap(), "salts differ");
+    }
+
+    #[test]
+    fn hashes_under_other_parameters_still_verify_and_memory_is_kept_per_slot() {
+        let p = Passwords::new(&fast()).unwrap();
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 3, 1, Some(24)).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let h = other.hash_password(b"old one", &salt).unwrap().to_string();
+        assert!(h.contains("m=4096,t=3,p=1"));
+        assert!(p.verify_now(Some(&h), "old one"));
+        assert!(!p.verify_now(Some(&h), "old onE"));
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(4096, 1, 1, None).unwrap(),
+        );
+        let h = argon2i.hash_password(b"older", &salt).unwrap().to_string();
+        assert!(h.starts_with("$argon2i$v=16$"));
+        assert!(p.verify_now(Some(&h), "older"));
+        assert!(!p.verify_now(Some(&h), "olden"));
+        let kept = p.memory.lock().unwrap();
+        assert!(!kept.is_empty() && kept.len() <= 2, "{}", kept.len());
     }
 
     #[test]

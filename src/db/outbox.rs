@@ -117,6 +117,33 @@ pub fn mark_sent(
     Ok(n == 1)
 }
 
+/// [`mark_sent`] for many messages sent through one provider that gave no reference:
+/// one statement for a whole batch.
+pub fn mark_all_sent(
+    conn: &mut DbConnection,
+    ids: &[&str],
+    claim: &str,
+    provider: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq_any(ids))
+            .filter(outbox::claimed_by.eq(claim)),
+    )
+    .set((
+        outbox::state.eq(SENT),
+        outbox::payload.eq(None::<Vec<u8>>),
+        outbox::attempts.eq(outbox::attempts + 1),
+        outbox::lease_until.eq(None::<i64>),
+        outbox::last_error.eq(None::<String>),
+        outbox::provider.eq(provider),
+        outbox::provider_ref.eq(None::<String>),
+        outbox::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
 /// Records a failed attempt: queued again at `retry_at`, or failed for good when
 /// `retry_at` is None. A failed message keeps its sealed text while its code works, so
 /// an operator can retry it ([`requeue_failed`]).

@@ -129,10 +129,15 @@ impl Dispatcher {
             .run(move |c| {
                 write_transaction(c, |c| {
                     let now = now_ms();
+                    // Messages a provider took without a reference: one update per provider.
+                    let mut plain: HashMap<&str, Vec<&str>> = HashMap::new();
                     for (row, outcome) in &results {
                         match outcome {
-                            Outcome::Sent { provider, reference } => {
-                                outbox::mark_sent(c, &row.id, &claim, provider, reference.as_deref(), now)?;
+                            Outcome::Sent { provider, reference: None } => {
+                                plain.entry(provider.as_str()).or_default().push(row.id.as_str());
+                            }
+                            Outcome::Sent { provider, reference: Some(r) } => {
+                                outbox::mark_sent(c, &row.id, &claim, provider, Some(r), now)?;
                             }
                             Outcome::Failed(err) => {
                                 let attempt = row.attempts + 1;
@@ -145,6 +150,9 @@ impl Dispatcher {
                                 outbox::mark_attempt_failed(c, &row.id, &claim, err, retry, now)?;
                             }
                         }
+                    }
+                    for (provider, ids) in plain {
+                        outbox::mark_all_sent(c, &ids, &claim, provider, now)?;
                     }
                     Ok(())
                 })

@@ -177,11 +177,16 @@ pub fn issue(
         let mut locks: Vec<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
         locks.push(&subject_key);
         locks.sort_unstable();
+        let sqlite = matches!(conn, DbConnection::Sqlite(_));
         for key in locks {
-            let last = limits::lock_destination(conn, key)?;
             if key == subject_key {
+                // On SQLite, BEGIN IMMEDIATE already holds the one write lock there is.
+                if !sqlite {
+                    limits::lock_destination(conn, key)?;
+                }
                 continue;
             }
+            let last = limits::lock_destination(conn, key)?;
             if p.cooldown_ms > 0 && last > 0 && now - last < p.cooldown_ms {
                 let wait = ceil_secs(last + p.cooldown_ms - now);
                 return Ok(Err(fail_issue(

@@ -132,38 +132,48 @@ async fn pre_login(app: &App, info: Fields<'_>) -> Result<Reply> {
             "CountryCode in objUserInformation must be a country calling code, e.g. 91.",
         ));
     }
-    let lookup = email.clone();
-    let user = app
+    let country = country.to_string();
+    let device = device.trim().to_string();
+    let (keys, templates, settings) = (
+        app.keys.clone(),
+        app.templates.clone(),
+        app.settings.clone(),
+    );
+    // The look-up and the issue in one trip to the blocking pool.
+    let (user, issued) = app
         .db
-        .run(move |c| Ok(users::find_by_email(c, &lookup)?))
-        .await?
-        // The request identifies the user; it never decides where the code goes.
-        .filter(|u| u.country_code.is_empty() || u.country_code == country)
-        .ok_or(Error::UserNotFound)?;
-
-    let policy = Policy::for_org(&app.settings, user.org_id);
-    let destinations = auth::destinations(&user, &policy);
+        .run(move |c| {
+            let user = users::find_by_email(c, &email)?
+                // The request identifies the user; it never decides where the code goes.
+                .filter(|u| u.country_code.is_empty() || u.country_code == country)
+                .ok_or(Error::UserNotFound)?;
+            let policy = Policy::for_org(&settings, user.org_id);
+            let request = IssueRequest {
+                subject: format!("user:{}", user.id),
+                purpose: "login",
+                user_id: Some(user.id),
+                org_id: user.org_id,
+                destinations: auth::destinations(&user, &policy),
+                device_id: Some(device),
+                language: None,
+                sms_template: None,
+                reveal_code: false,
+                policy,
+            };
+            let issued = otp::issue(c, &keys, &templates, request)?;
+            Ok((user, issued))
+        })
+        .await?;
+    app.outbox_wake.notify_one();
     // The message names the addresses as the user knows them: the national number.
-    let shown: Vec<String> = destinations
+    let shown: Vec<String> = issued
+        .destinations
         .iter()
         .map(|d| match d.channel {
             otp::Channel::Email => mask::email(&user.email),
             otp::Channel::Sms => mask::phone(&user.mobile),
         })
         .collect();
-    let request = IssueRequest {
-        subject: format!("user:{}", user.id),
-        purpose: "login",
-        user_id: Some(user.id),
-        org_id: user.org_id,
-        destinations,
-        device_id: Some(device.trim().to_string()),
-        language: None,
-        sms_template: None,
-        reveal_code: false,
-        policy,
-    };
-    let issued = super::issue(app, request).await?;
     let message = format!("OTP sent to {}", shown.join(" and "));
     Ok(Reply::Envelope {
         token_id: None,

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod bench;
 mod capillary;
 mod cli;
 mod concurrency;

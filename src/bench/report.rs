@@ -1,0 +1,212 @@
+//! What a run measured, as a table for people and as JSON for comparing runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What one virtual client saw; merged into a phase's tally at the end.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Latencies in microseconds, per operation.
+    pub latencies: BTreeMap<&'static str, Vec<u32>>,
+    pub errors: BTreeMap<String, u64>,
+    pub cycles_ok: u64,
+    pub cycles_failed: u64,
+    /// HTTP requests sent to the gateway.
+    pub requests: u64,
+}
+
+impl Tally {
+    pub fn time(&mut self, op: &'static str, d: Duration) {
+        let us = d.as_micros().min(u32::MAX as u128) as u32;
+        self.latencies.entry(op).or_default().push(us);
+    }
+
+    pub fn error(&mut self, kind: String) {
+        *self.errors.entry(kind).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        for (op, mut v) in other.latencies {
+            self.latencies.entry(op).or_default().append(&mut v);
+        }
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        self.cycles_ok += other.cycles_ok;
+        self.cycles_failed += other.cycles_failed;
+        self.requests += other.requests;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(mut us: Vec<u32>) -> Latency {
+        us.sort_unstable();
+        let at = |q: f64| -> f64 {
+            if us.is_empty() {
+                return 0.0;
+            }
+            // Nearest rank.
+            let rank = ((q * us.len() as f64).ceil() as usize).clamp(1, us.len());
+            us[rank - 1] as f64 / 1000.0
+        };
+        Latency {
+            count: us.len(),
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: us.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub seconds: f64,
+    pub clients: usize,
+    pub cycles: u64,
+    pub cycles_failed: u64,
+    pub cycles_per_second: f64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    /// This phase's request rate over GET /healthz's, when both ran.
+    pub ratio_to_healthz: Option<f64>,
+    pub operations: BTreeMap<&'static str, Latency>,
+    pub errors: BTreeMap<String, u64>,
+    pub gateway_cpu_seconds: f64,
+    /// The gateway's peak resident memory since it started, at the end of the phase.
+    pub gateway_peak_rss_mib: f64,
+    pub bench_cpu_seconds: f64,
+    /// Load averages (1, 5, 15 min) at the end of the phase.
+    pub load_average: Option<[f64; 3]>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub backend: String,
+    pub clients: usize,
+    pub cpus: usize,
+    pub gateway_workers: usize,
+    pub pool_size: u32,
+    pub load_average_at_start: Option<[f64; 3]>,
+    pub phases: Vec<PhaseReport>,
+}
+
+fn load(l: Option<[f64; 3]>) -> String {
+    l.map_or("unknown".into(), |[a, b, c]| {
+        format!("{a:.2}, {b:.2}, {c:.2}")
+    })
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "otpgate bench: {} backend, {} clients, {} CPUs, gateway workers {}, pool {}; load average at start {}",
+            self.backend,
+            self.clients,
+            self.cpus,
+            if self.gateway_workers == 0 {
+                "one per core".to_string()
+            } else {
+                self.gateway_workers.to_string()
+            },
+            self.pool_size,
+            load(self.load_average_at_start)
+        );
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>7}  load avg",
+            "phase",
+            "seconds",
+            "cycles",
+            "cycles/s",
+            "req/s",
+            "/healthz",
+            "gw CPU s",
+            "gw RSS MB",
+            "bench CPU",
+            "failed"
+        );
+        for p in &self.phases {
+            let _ = writeln!(
+                out,
+                "{:<10} {:>7.1} {:>9} {:>9.0} {:>9.0} {:>9} {:>10.2} {:>9.1} {:>8.2} {:>7}  {}",
+                p.name,
+                p.seconds,
+                p.cycles,
+                p.cycles_per_second,
+                p.requests_per_second,
+                p.ratio_to_healthz
+                    .map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+                p.gateway_cpu_seconds,
+                p.gateway_peak_rss_mib,
+                p.bench_cpu_seconds,
+                p.cycles_failed,
+                load(p.load_average)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "phase", "operation", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
+        for p in &self.phases {
+            for (op, l) in &p.operations {
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:<24} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    p.name, op, l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
+                );
+            }
+        }
+        let errors: Vec<_> = self
+            .phases
+            .iter()
+            .flat_map(|p| p.errors.iter().map(move |(k, n)| (&p.name, k, n)))
+            .collect();
+        if errors.is_empty() {
+            let _ = writeln!(out, "\nno errors");
+        } else {
+            let _ = writeln!(out, "\n{:<10} {:>8}  error", "phase", "count");
+            for (phase, kind, n) in errors {
+                let _ = writeln!(out, "{phase:<10} {n:>8}  {kind}");
+            }
+        }
+        out
+    }
+
+    pub fn failed_cycles(&self) -> u64 {
+        self.phases.iter().map(|p| p.cycles_failed).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let l = Latency::of((1..=100).map(|n| n * 1000).collect());
+        assert_eq!(
+            (l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (100, 50.0, 95.0, 99.0, 100.0)
+        );
+        let one = Latency::of(vec![2500]);
+        assert_eq!((one.p50_ms, one.p99_ms, one.max_ms), (2.5, 2.5, 2.5));
+        assert_eq!(Latency::of(Vec::new()).count, 0);
+    }
+}
