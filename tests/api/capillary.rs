@@ -1146,3 +1146,43 @@ fn the_hashed_sample_is_signed_as_documented() {
 }
 
 both!(the_fixtures_are_what_the_gateway_answers);
+
+/// A MOBILE identifier names a directory user only as the user's whole international
+/// number: the local part alone is another number (here +9876543219), whose holder
+/// must not get a token naming the user.
+async fn a_mobile_names_a_user_only_by_its_whole_number(b: Backend) {
+    let app = spawn(b).await;
+    brand(&app, "DocDemo", BrandSettings::default()).await;
+    let user = app.vishnu().await;
+    let cases = [
+        ("9876543219", false, "+9876543219"),
+        ("+9876543219", false, "+9876543219"),
+        ("919876543219", true, "+919876543219"),
+        ("+91 98765 43219", true, "+919876543219"),
+    ];
+    for (value, registered, sent_to) in cases {
+        let a = app
+            .cap(
+                &route(false, "token/generate"),
+                json!({"identifierType": "MOBILE", "identifierValue": value, "brand": "DocDemo", "deviceId": "dev-1"}),
+            )
+            .await;
+        let v = a.json();
+        assert_eq!(v["user"]["appRegistered"], registered, "{value}: {}", a.text);
+        assert_eq!(v["user"]["userRegisteredForPassword"], registered, "{value}");
+        let sid = v["user"]["sessionId"].as_str().unwrap().to_string();
+        let req = body("MOBILE", value, "DocDemo", &sid);
+        let a = app.cap(&route(false, "otp/generate"), req.clone()).await;
+        assert_eq!(status(&a).1, 200, "{value}: {}", a.text);
+        let code = app.cap_code(&sid, "sms").await;
+        assert_eq!(app.deliveries().last().unwrap()["destination"], sent_to, "{value}");
+        let a = app.cap(&route(false, "otp/validate"), with_otp(req, code)).await;
+        let v = a.json();
+        assert_eq!(status(&a).1, 200, "{value}: {}", a.text);
+        let expected_uid = registered.then(|| user.id.to_string());
+        assert_eq!(claims(&app, &v["auth"]["token"]).uid, expected_uid, "{value}");
+        assert_eq!(v["user"]["appRegistered"], registered, "{value}");
+    }
+}
+
+both!(a_mobile_names_a_user_only_by_its_whole_number);
