@@ -1186,3 +1186,31 @@ async fn a_mobile_names_a_user_only_by_its_whole_number(b: Backend) {
 }
 
 both!(a_mobile_names_a_user_only_by_its_whole_number);
+
+/// A timeStamp at the far end of the range is stale, not a fault.
+async fn an_extreme_timestamp_is_stale(b: Backend) {
+    let app = spawn(b).await;
+    brand(
+        &app,
+        "Hashed",
+        BrandSettings {
+            hash_key: Some(HASH_KEY.into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let key = hex::decode(HASH_KEY).unwrap();
+    let sid = app
+        .cap_session(false, "Hashed", "MOBILE", "919999999993")
+        .await;
+    for stamp in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let mut v = body("MOBILE", "919999999993", "Hashed", &sid);
+        v["timeStamp"] = json!(stamp);
+        v["hash"] = json!(payload_hash(&key, &v));
+        let a = app.cap(&route(false, "otp/generate"), v).await;
+        failed(&a, 5004);
+    }
+    assert!(app.deliveries().is_empty());
+}
+
+both!(an_extreme_timestamp_is_stale);
