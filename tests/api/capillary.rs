@@ -571,10 +571,11 @@ async fn retries_are_limited_per_brand(b: Backend) {
         status(&a).2,
         "Reached the maximum allowed OTP retry attempts, Authenticate form the start."
     );
+    // The session is closed: even the right code is refused.
     failed(
         &app.cap(&route(false, "otp/validate"), with_otp(req.clone(), code))
             .await,
-        1518,
+        1505,
     );
 
     let sid = app
@@ -602,7 +603,7 @@ async fn retries_are_limited_per_brand(b: Backend) {
     failed(
         &app.cap(&route(true, "otp/validate"), with_otp(req, code))
             .await,
-        1518,
+        1505,
     );
 }
 
@@ -1214,3 +1215,49 @@ async fn an_extreme_timestamp_is_stale(b: Backend) {
 }
 
 both!(an_extreme_timestamp_is_stale);
+
+/// The retries used up close the session: it gives no new code with fresh retries;
+/// the client starts again with token/generate.
+async fn used_up_retries_close_the_session(b: Backend) {
+    let app = spawn(b).await;
+    brand(
+        &app,
+        "Strict",
+        BrandSettings {
+            max_otp_retries: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    for web in [false, true] {
+        let sid = app
+            .cap_session(web, "Strict", "MOBILE", "919999999993")
+            .await;
+        let req = body("MOBILE", "919999999993", "Strict", &sid);
+        app.cap(&route(web, "otp/generate"), req.clone()).await;
+        let code = app.cap_code(&sid, "sms").await;
+        failed(
+            &app.cap(&route(web, "otp/validate"), with_otp(req.clone(), wrong(&code)))
+                .await,
+            1518,
+        );
+        let before = app.deliveries().len();
+        failed(&app.cap(&route(web, "otp/generate"), req.clone()).await, 1505);
+        assert_eq!(app.deliveries().len(), before, "no new code went out");
+        failed(
+            &app.cap(&route(web, "otp/validate"), with_otp(req, code)).await,
+            1505,
+        );
+        // A new session works.
+        let sid = app
+            .cap_session(web, "Strict", "MOBILE", "919999999993")
+            .await;
+        let req = body("MOBILE", "919999999993", "Strict", &sid);
+        app.cap(&route(web, "otp/generate"), req.clone()).await;
+        let code = app.cap_code(&sid, "sms").await;
+        let a = app.cap(&route(web, "otp/validate"), with_otp(req, code)).await;
+        assert_eq!(status(&a).1, 200, "{}", a.text);
+    }
+}
+
+both!(used_up_retries_close_the_session);
