@@ -34,7 +34,7 @@ pub fn key(name: &str) -> String {
 }
 
 impl Brand {
-    /// A brand with the defaults: no OTP limit, 5 retries, 6 digits, OTP and session
+    /// A brand with the defaults: no OTP limit of its own, 5 retries, 6 digits, OTP and session
     /// valid 15 minutes, token 15 minutes, key 60 minutes, SMS and e-mail, no hash check.
     pub fn new(name: &str, now: i64) -> Brand {
         Brand {
