@@ -173,3 +173,10 @@ pub fn update(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
         .set(b)
         .execute(conn)
 }
+
+/// The longest otpTimeOut of any brand, in minutes (None when no brand has one).
+pub fn longest_otp_timeout_minutes(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
+    capillary_brands::table
+        .select(diesel::dsl::max(capillary_brands::otp_timeout_minutes))
+        .first(conn)
+}

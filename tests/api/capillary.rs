@@ -1257,3 +1257,43 @@ async fn used_up_retries_close_the_session(b: Backend) {
 }
 
 both!(used_up_retries_close_the_session);
+
+/// Sends count for a brand's whole otpTimeOut, even when it is longer than any window
+/// of the gateway's own policies: housekeeping keeps them.
+async fn housekeeping_keeps_sends_for_a_brands_window(b: Backend) {
+    let app = spawn(b).await;
+    brand(
+        &app,
+        "Weekly",
+        BrandSettings {
+            otp_max_count: Some("1".into()),
+            otp_timeout: Some("10080".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let sid = app
+        .cap_session(false, "Weekly", "MOBILE", "919000000005")
+        .await;
+    let req = body("MOBILE", "919000000005", "Weekly", &sid);
+    assert_eq!(
+        status(&app.cap(&route(false, "otp/generate"), req.clone()).await).1,
+        200
+    );
+    // Three days on, the send still counts: housekeeping run then must keep it.
+    let settings = app.app.settings.clone();
+    let later = now_ms() + 3 * 86_400_000;
+    app.app
+        .db
+        .run(move |c| otpgate::housekeeping::run(c, &settings, later))
+        .await
+        .unwrap();
+    // (The session ran out meanwhile; a new one is the same brand and number.)
+    let sid = app
+        .cap_session(false, "Weekly", "MOBILE", "919000000005")
+        .await;
+    let req = body("MOBILE", "919000000005", "Weekly", &sid);
+    failed(&app.cap(&route(false, "otp/generate"), req).await, 1534);
+}
+
+both!(housekeeping_keeps_sends_for_a_brands_window);
