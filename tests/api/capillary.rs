@@ -1297,3 +1297,53 @@ async fn housekeeping_keeps_sends_for_a_brands_window(b: Backend) {
 }
 
 both!(housekeeping_keeps_sends_for_a_brands_window);
+
+/// A session's latest OTP (what otp/validate checks) is found through an index, not by
+/// reading every challenge.
+async fn the_latest_otp_of_a_session_is_found_by_index(b: Backend) {
+    use diesel::sql_types::Text;
+    use otpgate::db::DbConnection;
+
+    #[derive(QueryableByName)]
+    struct SqlitePlan {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    #[derive(QueryableByName)]
+    struct PgPlan {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let app = spawn(b).await;
+    let query = "SELECT id FROM challenges WHERE subject = 'capillary:P-x' \
+                 AND purpose = 'capillary' \
+                 ORDER BY created_at DESC, (superseded_at IS NULL) DESC LIMIT 1";
+    let plan: Vec<String> = app
+        .app
+        .db
+        .run(move |c| {
+            Ok(match c {
+                DbConnection::Sqlite(c) => diesel::sql_query(format!("EXPLAIN QUERY PLAN {query}"))
+                    .load::<SqlitePlan>(c)?
+                    .into_iter()
+                    .map(|p| p.detail)
+                    .collect(),
+                // With a table this small PostgreSQL would rather read it all; what
+                // matters is that it can use an index.
+                DbConnection::Pg(c) => c.transaction(|c| {
+                    diesel::sql_query("SET LOCAL enable_seqscan = off").execute(c)?;
+                    diesel::sql_query(format!("EXPLAIN {query}"))
+                        .load::<PgPlan>(c)
+                        .map(|v| v.into_iter().map(|p| p.line).collect())
+                })?,
+            })
+        })
+        .await
+        .unwrap();
+    assert!(
+        plan.iter().any(|l| l.contains("challenges_subject_latest")),
+        "{plan:#?}"
+    );
+}
+
+both!(the_latest_otp_of_a_session_is_found_by_index);
