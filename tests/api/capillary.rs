@@ -456,12 +456,19 @@ async fn every_failure_has_its_code(b: Backend) {
     let a = app.cap(&val, with_otp(good.clone(), wrong(&code))).await;
     failed(&a, 1506);
     assert_eq!(status(&a).2, "Invalid OTP.");
-    // A code that a newer one replaced is a wrong code.
-    app.cap(&generate, good.clone()).await;
-    let newer = app.cap_code(&sid, "sms").await;
-    if newer != code {
-        failed(&app.cap(&val, with_otp(good.clone(), code)).await, 1506);
+    // A code that a newer one replaced is a wrong code. The new code may by chance be
+    // the same digits: generate again until it differs (twice, all but surely).
+    let mut differs = false;
+    for _ in 0..3 {
+        let a = app.cap(&generate, good.clone()).await;
+        assert_eq!(status(&a).1, 200, "{}", a.text);
+        if app.cap_code(&sid, "sms").await != code {
+            differs = true;
+            break;
+        }
     }
+    assert!(differs, "three new codes were all the old one");
+    failed(&app.cap(&val, with_otp(good.clone(), code)).await, 1506);
 
     // 1519: invalid details of every kind, each saying what is wrong.
     for (req, reason) in [
