@@ -1172,52 +1172,39 @@ async fn a_mobile_names_a_user_only_by_its_whole_number(b: Backend) {
             )
             .await;
         let v = a.json();
-        assert_eq!(v["user"]["appRegistered"], registered, "{value}: {}", a.text);
-        assert_eq!(v["user"]["userRegisteredForPassword"], registered, "{value}");
+        assert_eq!(
+            v["user"]["appRegistered"], registered,
+            "{value}: {}",
+            a.text
+        );
+        assert_eq!(
+            v["user"]["userRegisteredForPassword"], registered,
+            "{value}"
+        );
         let sid = v["user"]["sessionId"].as_str().unwrap().to_string();
         let req = body("MOBILE", value, "DocDemo", &sid);
         let a = app.cap(&route(false, "otp/generate"), req.clone()).await;
         assert_eq!(status(&a).1, 200, "{value}: {}", a.text);
         let code = app.cap_code(&sid, "sms").await;
-        assert_eq!(app.deliveries().last().unwrap()["destination"], sent_to, "{value}");
-        let a = app.cap(&route(false, "otp/validate"), with_otp(req, code)).await;
+        assert_eq!(
+            app.deliveries().last().unwrap()["destination"],
+            sent_to,
+            "{value}"
+        );
+        let a = app
+            .cap(&route(false, "otp/validate"), with_otp(req, code))
+            .await;
         let v = a.json();
         assert_eq!(status(&a).1, 200, "{value}: {}", a.text);
         let expected_uid = registered.then(|| user.id.to_string());
-        assert_eq!(claims(&app, &v["auth"]["token"]).uid, expected_uid, "{value}");
+        assert_eq!(
+            claims(&app, &v["auth"]["token"]).uid,
+            expected_uid,
+            "{value}"
+        );
         assert_eq!(v["user"]["appRegistered"], registered, "{value}");
     }
 }
-
-both!(a_mobile_names_a_user_only_by_its_whole_number);
-
-/// A timeStamp at the far end of the range is stale, not a fault.
-async fn an_extreme_timestamp_is_stale(b: Backend) {
-    let app = spawn(b).await;
-    brand(
-        &app,
-        "Hashed",
-        BrandSettings {
-            hash_key: Some(HASH_KEY.into()),
-            ..Default::default()
-        },
-    )
-    .await;
-    let key = hex::decode(HASH_KEY).unwrap();
-    let sid = app
-        .cap_session(false, "Hashed", "MOBILE", "919999999993")
-        .await;
-    for stamp in [i64::MIN, i64::MAX, i64::MIN + 1] {
-        let mut v = body("MOBILE", "919999999993", "Hashed", &sid);
-        v["timeStamp"] = json!(stamp);
-        v["hash"] = json!(payload_hash(&key, &v));
-        let a = app.cap(&route(false, "otp/generate"), v).await;
-        failed(&a, 5004);
-    }
-    assert!(app.deliveries().is_empty());
-}
-
-both!(an_extreme_timestamp_is_stale);
 
 /// The retries used up close the session: it gives no new code with fresh retries;
 /// the client starts again with token/generate.
@@ -1240,15 +1227,22 @@ async fn used_up_retries_close_the_session(b: Backend) {
         app.cap(&route(web, "otp/generate"), req.clone()).await;
         let code = app.cap_code(&sid, "sms").await;
         failed(
-            &app.cap(&route(web, "otp/validate"), with_otp(req.clone(), wrong(&code)))
-                .await,
+            &app.cap(
+                &route(web, "otp/validate"),
+                with_otp(req.clone(), wrong(&code)),
+            )
+            .await,
             1518,
         );
         let before = app.deliveries().len();
-        failed(&app.cap(&route(web, "otp/generate"), req.clone()).await, 1505);
+        failed(
+            &app.cap(&route(web, "otp/generate"), req.clone()).await,
+            1505,
+        );
         assert_eq!(app.deliveries().len(), before, "no new code went out");
         failed(
-            &app.cap(&route(web, "otp/validate"), with_otp(req, code)).await,
+            &app.cap(&route(web, "otp/validate"), with_otp(req, code))
+                .await,
             1505,
         );
         // A new session works.
@@ -1258,12 +1252,12 @@ async fn used_up_retries_close_the_session(b: Backend) {
         let req = body("MOBILE", "919999999993", "Strict", &sid);
         app.cap(&route(web, "otp/generate"), req.clone()).await;
         let code = app.cap_code(&sid, "sms").await;
-        let a = app.cap(&route(web, "otp/validate"), with_otp(req, code)).await;
+        let a = app
+            .cap(&route(web, "otp/validate"), with_otp(req, code))
+            .await;
         assert_eq!(status(&a).1, 200, "{}", a.text);
     }
 }
-
-both!(used_up_retries_close_the_session);
 
 /// Sends count for a brand's whole otpTimeOut, even when it is longer than any window
 /// of the gateway's own policies: housekeeping keeps them.
@@ -1303,7 +1297,38 @@ async fn housekeeping_keeps_sends_for_a_brands_window(b: Backend) {
     failed(&app.cap(&route(false, "otp/generate"), req).await, 1534);
 }
 
-both!(housekeeping_keeps_sends_for_a_brands_window);
+/// A timeStamp at the far end of the range is stale, not a fault.
+async fn an_extreme_timestamp_is_stale(b: Backend) {
+    let app = spawn(b).await;
+    brand(
+        &app,
+        "Hashed",
+        BrandSettings {
+            hash_key: Some(HASH_KEY.into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let key = hex::decode(HASH_KEY).unwrap();
+    let sid = app
+        .cap_session(false, "Hashed", "MOBILE", "919999999993")
+        .await;
+    for stamp in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let mut v = body("MOBILE", "919999999993", "Hashed", &sid);
+        v["timeStamp"] = json!(stamp);
+        v["hash"] = json!(payload_hash(&key, &v));
+        let a = app.cap(&route(false, "otp/generate"), v).await;
+        failed(&a, 5004);
+    }
+    assert!(app.deliveries().is_empty());
+}
+
+both!(
+    a_mobile_names_a_user_only_by_its_whole_number,
+    used_up_retries_close_the_session,
+    housekeeping_keeps_sends_for_a_brands_window,
+    an_extreme_timestamp_is_stale,
+);
 
 /// A session's latest OTP (what otp/validate checks) is found through an index, not by
 /// reading every challenge.
