@@ -240,7 +240,7 @@ pub fn outbox_retry(app: &App, id: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BrandSettings {
     /// OTPs allowed per identifier within --otp-timeout minutes, or `none` (the
-    /// default: no limit).
+    /// default: the gateway's otp.max_sends per otp.send_window_seconds).
     #[arg(long, value_name = "N|none")]
     pub otp_max_count: Option<String>,
     /// The window of --otp-max-count, in minutes, or `none` (the default).

@@ -4,7 +4,8 @@
 
 use crate::config::Settings;
 use crate::db::{
-    DbConnection, capillary_sessions, challenges, limits, outbox, sessions, write_transaction,
+    DbConnection, capillary_brands, capillary_sessions, challenges, limits, outbox, sessions,
+    write_transaction,
 };
 use crate::error::Result;
 
@@ -20,10 +21,16 @@ pub struct Removed {
     pub messages: usize,
 }
 
-/// Sends count for the longest window of any policy; TwoFactor windows (stored
-/// configurations, requests) reach a day.
-fn keep_sends_ms(settings: &Settings) -> i64 {
-    settings.longest_send_window_seconds().max(86_400) * 1000
+/// Sends count for the longest window of any policy: TwoFactor windows (stored
+/// configurations, requests) reach a day, and a Capillary brand's otpTimeOut (stored
+/// in the database) up to 7 days.
+fn keep_sends_ms(settings: &Settings, longest_brand_minutes: Option<i64>) -> i64 {
+    let brand_seconds = longest_brand_minutes.unwrap_or(0).saturating_mul(60);
+    settings
+        .longest_send_window_seconds()
+        .max(86_400)
+        .max(brand_seconds)
+        .saturating_mul(1000)
 }
 
 pub fn run(conn: &mut DbConnection, settings: &Settings, now: i64) -> Result<Removed> {
@@ -31,9 +38,11 @@ pub fn run(conn: &mut DbConnection, settings: &Settings, now: i64) -> Result<Rem
     Ok(write_transaction(
         conn,
         |c| -> diesel::QueryResult<Removed> {
+            let keep_sends =
+                keep_sends_ms(settings, capillary_brands::longest_otp_timeout_minutes(c)?);
             Ok(Removed {
-                sends: limits::prune(c, now - keep_sends_ms(settings))?,
-                limit_rows: limits::prune_idle(c, now - keep_sends_ms(settings))?,
+                sends: limits::prune(c, now - keep_sends)?,
+                limit_rows: limits::prune_idle(c, now - keep_sends)?,
                 sessions: sessions::delete_expired(c, now)?,
                 capillary_sessions: capillary_sessions::delete_expired(c, now)?,
                 messages: outbox::delete_final_before(c, now - keep_ms)?,

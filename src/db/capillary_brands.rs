@@ -34,7 +34,7 @@ pub fn key(name: &str) -> String {
 }
 
 impl Brand {
-    /// A brand with the defaults: no OTP limit, 5 retries, 6 digits, OTP and session
+    /// A brand with the defaults: no OTP limit of its own, 5 retries, 6 digits, OTP and session
     /// valid 15 minutes, token 15 minutes, key 60 minutes, SMS and e-mail, no hash check.
     pub fn new(name: &str, now: i64) -> Brand {
         Brand {
@@ -172,4 +172,11 @@ pub fn update(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
     diesel::update(capillary_brands::table.find(&b.brand_key))
         .set(b)
         .execute(conn)
+}
+
+/// The longest otpTimeOut of any brand, in minutes (None when no brand has one).
+pub fn longest_otp_timeout_minutes(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
+    capillary_brands::table
+        .select(diesel::dsl::max(capillary_brands::otp_timeout_minutes))
+        .first(conn)
 }

@@ -1,5 +1,6 @@
 //! Sessions of the Capillary auth API: opened by token/generate, named by a
-//! `P-<uuid>` sessionId, closed by a successful otp/validate.
+//! `P-<uuid>` sessionId, closed by a successful otp/validate, ended by the wrong code
+//! that uses up an OTP's retries.
 
 use diesel::prelude::*;
 
@@ -47,6 +48,18 @@ pub fn mark_validated(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
     .set(capillary_sessions::validated_at.eq(now))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Ends a session now (it then reads as expired): the client must start again with
+/// token/generate.
+pub fn end(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(
+        capillary_sessions::table
+            .find(id)
+            .filter(capillary_sessions::expires_at.gt(now)),
+    )
+    .set(capillary_sessions::expires_at.eq(now))
+    .execute(conn)
 }
 
 pub fn delete_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {

@@ -72,24 +72,48 @@ pub fn next_id(conn: &mut DbConnection) -> QueryResult<i64> {
     Ok(max.unwrap_or(0) + 1)
 }
 
-/// The user whose mobile number, with or without its country code, is these digits.
+/// A mobile number as an international number: `+` and its digits when it is stored
+/// with `+`, else with the country code in front; a number without either goes as
+/// stored (digits only).
+pub fn international(mobile: &str, country_code: &str) -> String {
+    let digits: String = mobile.chars().filter(char::is_ascii_digit).collect();
+    if mobile.trim_start().starts_with('+') {
+        return format!("+{digits}");
+    }
+    match country_code.trim().trim_start_matches('+') {
+        "" => digits,
+        cc => format!("+{cc}{digits}"),
+    }
+}
+
+impl User {
+    /// The digits of the user's whole international number (see [`international`]).
+    pub fn international_digits(&self) -> String {
+        international(&self.mobile, &self.country_code)
+            .trim_start_matches('+')
+            .to_string()
+    }
+}
+
+/// The user whose whole international number, country code and mobile, is these
+/// digits. The mobile alone never matches a user who has a country code: those digits
+/// are another number, in another country.
 pub fn find_by_mobile_digits(conn: &mut DbConnection, digits: &str) -> QueryResult<Option<User>> {
     if digits.is_empty() {
         return Ok(None);
     }
-    // Country codes are 1 to 3 digits: the number may follow any of them.
-    let tails: Vec<&str> = (0..=3.min(digits.len() - 1))
-        .map(|i| &digits[i..])
+    // Stored mobiles are the number after a country code of 1 to 3 digits, or the
+    // whole number (with or without `+`).
+    let mut stored: Vec<String> = (0..=3.min(digits.len() - 1))
+        .map(|i| digits[i..].to_string())
         .collect();
+    stored.push(format!("+{digits}"));
     let candidates: Vec<User> = users::table
-        .filter(users::mobile.eq_any(&tails))
+        .filter(users::mobile.eq_any(&stored))
         .order(users::id)
         .select(User::as_select())
         .load(conn)?;
-    Ok(candidates.into_iter().find(|u| {
-        u.mobile == digits
-            || digits
-                .strip_suffix(u.mobile.as_str())
-                .is_some_and(|cc| !cc.is_empty() && cc == u.country_code.trim_start_matches('+'))
-    }))
+    Ok(candidates
+        .into_iter()
+        .find(|u| u.international_digits() == digits))
 }

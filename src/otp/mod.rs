@@ -57,8 +57,9 @@ impl Destination {
     }
 
     /// The key send limits are counted under: the address without case, spaces or
-    /// phone punctuation, hashed so the limit tables hold no addresses.
-    fn limit_key(&self) -> String {
+    /// phone punctuation, in the request's limit scope if it has one, hashed so the
+    /// limit tables hold no addresses.
+    fn limit_key(&self, scope: Option<&str>) -> String {
         let normal: String = match self.channel {
             Channel::Email => self.address.trim().to_lowercase(),
             Channel::Sms => self
@@ -67,7 +68,11 @@ impl Destination {
                 .filter(|c| c.is_ascii_digit())
                 .collect(),
         };
-        sha256_hex(format!("{}:{normal}", self.channel.as_str()).as_bytes())
+        let key = format!("{}:{normal}", self.channel.as_str());
+        match scope {
+            Some(scope) => sha256_hex(format!("scope:{scope}:{key}").as_bytes()),
+            None => sha256_hex(key.as_bytes()),
+        }
     }
 }
 
@@ -87,6 +92,10 @@ pub struct IssueRequest {
     /// Hand the code back to the caller (a TwoFactorConfiguration that allows it).
     pub reveal_code: bool,
     pub policy: Policy,
+    /// Count the policy's send limit apart from other sends to the same address: under
+    /// this scope (e.g. a tenant's name) instead of per address alone. None counts
+    /// every send to the address together.
+    pub limit_scope: Option<String>,
 }
 
 #[derive(Debug)]
@@ -169,7 +178,7 @@ pub fn issue(
         let mut keyed: Vec<(String, &Destination)> = req
             .destinations
             .iter()
-            .map(|d| (d.limit_key(), d))
+            .map(|d| (d.limit_key(req.limit_scope.as_deref()), d))
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         keyed.dedup_by(|a, b| a.0 == b.0);
@@ -528,7 +537,7 @@ mod tests {
             channel: Channel::Sms,
             address: "919876543219".into(),
         };
-        assert_eq!(a.limit_key(), b.limit_key());
+        assert_eq!(a.limit_key(None), b.limit_key(None));
         let e1 = Destination {
             channel: Channel::Email,
             address: "A@B.com ".into(),
@@ -537,7 +546,11 @@ mod tests {
             channel: Channel::Email,
             address: "a@b.com".into(),
         };
-        assert_eq!(e1.limit_key(), e2.limit_key());
-        assert_ne!(a.limit_key(), e2.limit_key());
+        assert_eq!(e1.limit_key(None), e2.limit_key(None));
+        assert_ne!(a.limit_key(None), e2.limit_key(None));
+        // A scope counts apart from the address alone and from other scopes.
+        assert_eq!(a.limit_key(Some("t:x")), b.limit_key(Some("t:x")));
+        assert_ne!(a.limit_key(Some("t:x")), a.limit_key(None));
+        assert_ne!(a.limit_key(Some("t:x")), a.limit_key(Some("t:y")));
     }
 }

@@ -67,6 +67,7 @@ async fn authenticated(app: &App, proxy: Fields<'_>, info: Fields<'_>) -> Result
         sms_template: None,
         reveal_code: false,
         policy,
+        limit_scope: None,
     };
     let (keys, templates, sessions) = (
         app.keys.clone(),
@@ -159,6 +160,7 @@ async fn pre_login(app: &App, info: Fields<'_>) -> Result<Reply> {
                 sms_template: None,
                 reveal_code: false,
                 policy,
+                limit_scope: None,
             };
             let issued = otp::issue(c, &keys, &templates, request)?;
             Ok((user, issued))

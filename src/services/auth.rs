@@ -93,17 +93,7 @@ pub fn destinations(user: &User, policy: &Policy) -> Vec<Destination> {
 }
 
 fn international(mobile: &str, country_code: Option<&str>) -> String {
-    let digits: String = mobile.chars().filter(char::is_ascii_digit).collect();
-    if mobile.trim_start().starts_with('+') {
-        return format!("+{digits}");
-    }
-    match country_code
-        .map(|c| c.trim().trim_start_matches('+'))
-        .filter(|c| !c.is_empty())
-    {
-        Some(cc) => format!("+{cc}{digits}"),
-        None => digits,
-    }
+    users::international(mobile, country_code.unwrap_or(""))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! /auth/v1/otp/generate (and /web/): sends a code to the identifier of an open
 //! session: a MOBILE by SMS, an EMAIL by e-mail, a USERNAME to the directory user's
 //! mobile and/or e-mail, on the brand's channels. The brand's otpMaxCount per
-//! otpTimeOut minutes is counted per destination in the database; a new code
-//! supersedes the session's previous one.
+//! otpTimeOut minutes (else the gateway's send limit) is counted in the database per
+//! brand and destination; a new code supersedes the session's previous one.
 
 use serde_json::{Value, json};
 
@@ -68,6 +68,7 @@ pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
         sms_template: brand.sms_template.clone(),
         reveal_code: false,
         policy: policy(app, &brand),
+        limit_scope: Some(limit_scope(&brand)),
     };
     super::issue(app, request)
         .await
@@ -75,8 +76,10 @@ pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
     Ok(capillary::success(json!({})))
 }
 
-/// The brand's policy: its code length, validity and retries; its OTP limit (none
-/// when unset); no resend cooldown, which the Capillary contract does not have.
+/// The brand's policy: its code length, validity and retries; its OTP limit, or the
+/// gateway's (`otp.max_sends` per `otp.send_window_seconds`) when the brand has none,
+/// so that codes cannot be sent, and guessed, without end; no resend cooldown, which
+/// the Capillary contract does not have.
 fn policy(app: &App, brand: &Brand) -> Policy {
     let mut p = Policy::from_settings(&app.settings.otp);
     p.length = brand.otp_length as u32;
@@ -84,15 +87,14 @@ fn policy(app: &App, brand: &Brand) -> Policy {
     p.max_attempts = brand.max_otp_retries;
     p.cooldown_ms = 0;
     p.channels = brand.channels();
-    match brand.otp_limit() {
-        Some((count, minutes)) => {
-            p.max_sends = count;
-            p.send_window_ms = minutes * 60_000;
-        }
-        None => {
-            p.max_sends = i64::MAX;
-            p.send_window_ms = 60_000;
-        }
+    if let Some((count, minutes)) = brand.otp_limit() {
+        p.max_sends = count;
+        p.send_window_ms = minutes * 60_000;
     }
     p
+}
+
+/// The brand's sends to an address count apart from other brands' and other APIs'.
+fn limit_scope(brand: &Brand) -> String {
+    format!("capillary:{}", brand.brand_key)
 }

@@ -2,7 +2,8 @@
 //! OTP. A right code closes the session (in the same transaction that spends the
 //! code) and answers a USER token; on mobile also an AUTH key and the user block, on
 //! the web `key` and `user` are null. `otp` may be a string or a number (a
-//! number is padded with leading zeros to the brand's code length).
+//! number is padded with leading zeros to the brand's code length). The wrong code
+//! that uses up the retries (1518) ends the session.
 
 use serde_json::{Value, json};
 
@@ -76,6 +77,11 @@ pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
             match verified {
                 Ok((_, with_password)) => Ok(Ok(with_password)),
                 Err(e) if e.is_server_fault() => Err(e),
+                // 1518 ends the session: a new code on it would bring fresh retries.
+                Err(e @ (Error::WrongCode { remaining: 0 } | Error::TooManyAttempts)) => {
+                    capillary_sessions::end(c, &session_id, now_ms())?;
+                    Ok(Err(Failure::from_core(OP, e)))
+                }
                 Err(e) => Ok(Err(Failure::from_core(OP, e))),
             }
         })

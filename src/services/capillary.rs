@@ -452,7 +452,8 @@ pub fn check_hash(brand: &Brand, call: &Call, now: i64) -> Result<(), Failure> {
     let (Some(hash), Some(stamp)) = (hash, stamp) else {
         return Err(Failure::of(5004));
     };
-    if (now - stamp).abs() > brand.hash_window_seconds * 1000 {
+    // abs_diff: a timeStamp at either end of the range must not overflow.
+    if now.abs_diff(stamp) > brand.hash_window_seconds.unsigned_abs() * 1000 {
         return Err(Failure::of(5004));
     }
     let Ok(given) = hex::decode(hash.to_ascii_lowercase()) else {

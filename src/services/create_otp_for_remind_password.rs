@@ -47,6 +47,7 @@ async fn run(app: &App, f: Fields<'_>) -> Result<twofactor::Dto> {
         sms_template: None,
         reveal_code: false,
         policy,
+        limit_scope: None,
     };
     let issued = super::issue(app, request).await?;
     Ok(twofactor::remind_password_response(&Created {

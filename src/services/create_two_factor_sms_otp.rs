@@ -86,6 +86,7 @@ async fn run(app: &App, f: Fields<'_>) -> Result<twofactor::Dto> {
         sms_template: config.as_ref().and_then(|c| c.sms_template.clone()),
         reveal_code: config.as_ref().is_some_and(|c| c.return_code),
         policy,
+        limit_scope: None,
     };
     let issued = super::issue(app, request).await?;
     let mut created = Created {

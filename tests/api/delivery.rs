@@ -852,6 +852,7 @@ async fn issue_codes(app: &App, numbers: &[String]) -> Vec<String> {
                         sms_template: None,
                         reveal_code: false,
                         policy: Policy::for_org(&settings, 1),
+                        limit_scope: None,
                     },
                 )?;
                 ids.extend(issued.outbox_ids);

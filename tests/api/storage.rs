@@ -377,6 +377,7 @@ async fn superseding_cancels_queued_messages(b: Backend) {
         sms_template: None,
         reveal_code: false,
         policy: Policy::for_org(&settings, 1),
+        limit_scope: None,
     };
     let (keys, templates) = (app.keys.clone(), app.templates.clone());
     let (first, second) = app
