@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 
-use super::{BodyError, json_depth, read_body};
+use super::{BodyError, read_body};
 use crate::app::App;
 use crate::services::capillary::{Call, CapHeaders, Failure, Operation};
 use crate::services::{auth_otp_generate, auth_otp_validate, auth_token_generate};
@@ -167,22 +167,7 @@ fn decode(body: &[u8], max_depth: usize) -> Result<Value, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("The request body is empty.".into());
     }
-    let v = super::parse_json(body).map_err(|e| {
-        if e.to_string().contains("recursion limit") {
-            format!("The JSON is nested more than {max_depth} levels deep.")
-        } else {
-            "The request body is not valid JSON.".to_string()
-        }
-    })?;
-    if json_depth(&v) > max_depth {
-        return Err(format!(
-            "The JSON is nested more than {max_depth} levels deep."
-        ));
-    }
-    if !v.is_object() {
-        return Err("The request body must be a JSON object.".into());
-    }
-    Ok(v)
+    super::json_object(body, max_depth)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
 use super::xml::{self, EncodeOptions};
-use super::{BodyError, Format, json_depth, read_body};
+use super::{BodyError, Format, read_body};
 use crate::app::App;
 use crate::error::Error;
 use crate::services::twofactor::{self, Dto};
@@ -179,24 +179,7 @@ fn decode(req: &HttpRequest, body: &[u8], max_depth: usize) -> Result<Value, Str
         return Err("The request body is empty.".into());
     }
     match body_kind(req, body) {
-        Body::Json => {
-            let v = super::parse_json(body).map_err(|e| {
-                if e.to_string().contains("recursion limit") {
-                    format!("The JSON is nested more than {max_depth} levels deep.")
-                } else {
-                    "The request body is not valid JSON.".to_string()
-                }
-            })?;
-            if json_depth(&v) > max_depth {
-                return Err(format!(
-                    "The JSON is nested more than {max_depth} levels deep."
-                ));
-            }
-            if !v.is_object() {
-                return Err("The request body must be a JSON object.".into());
-            }
-            Ok(v)
-        }
+        Body::Json => super::json_object(body, max_depth),
         Body::Xml => {
             let doc = xml::decode(body, max_depth).map_err(|e| match e {
                 xml::XmlError::Malformed => "The request body is not well-formed XML.".to_string(),
