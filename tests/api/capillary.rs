@@ -145,6 +145,24 @@ fn parse_curl(text: &str) -> (String, Vec<(String, String)>, String) {
     (path, headers, quoted(&text[data_at..]))
 }
 
+/// The request bodies the scenarios send (fixtures/capillary/seed-002-*-request.json)
+/// are the curl commands' --data, byte for byte.
+#[test]
+fn the_seed_request_bodies_are_the_curl_data_verbatim() {
+    for kind in ["mobile", "web"] {
+        let (_, _, data) = parse_curl(&fixture(&format!(
+            "capillary/seed-002-otp-generate-{kind}.curl"
+        )));
+        assert_eq!(
+            fixture(&format!(
+                "capillary/seed-002-otp-generate-{kind}-request.json"
+            )),
+            data,
+            "{kind}"
+        );
+    }
+}
+
 async fn seed_request(app: &TestApp, file: &str) -> Answer {
     let (path, headers, data) = parse_curl(&fixture(file));
     let headers: Vec<(&str, Option<&str>)> = headers
@@ -981,6 +999,9 @@ fn the_fixtures_conform_to_the_schemas() {
         let schema = match stem {
             s if s.starts_with("error-") => "ErrorResponse.schema.json",
             "seed-002-otp-generate-response" => "OtpGenerateResponse.schema.json",
+            "seed-002-otp-generate-mobile-request" | "seed-002-otp-generate-web-request" => {
+                "OtpGenerateRequest.schema.json"
+            }
             "token-generate-request" => "TokenGenerateRequest.schema.json",
             "token-generate-response" => "TokenGenerateResponse.schema.json",
             "otp-generate-request" => "OtpGenerateRequest.schema.json",

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use otpgate::commands::{BrandSettings, save_brand};
 use otpgate::config::Settings;
+use otpgate::db::capillary_brands::Brand;
 use otpgate::db::twofactor_configs::{TwoFactorConfig, upsert};
 use otpgate::replay::{self, Replayer, Scenario};
 use serde::Deserialize;
@@ -69,6 +71,66 @@ pub fn configs() -> Vec<TwoFactorConfig> {
         .collect()
 }
 
+/// A Capillary brand as capillary-brands.json holds it: its name and the options of
+/// `otpgate brand add` (the ones not given keep their defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandRecord {
+    name: String,
+    otp_max_count: Option<i64>,
+    otp_timeout: Option<i64>,
+    max_otp_retries: Option<i64>,
+    otp_length: Option<i64>,
+    otp_validity: Option<i64>,
+    session_validity: Option<i64>,
+    token_validity: Option<i64>,
+    key_validity: Option<i64>,
+    channels: Option<String>,
+    org_id: Option<i64>,
+    sms_template: Option<String>,
+    hash_key: Option<String>,
+    hash_window: Option<i64>,
+}
+
+impl BrandRecord {
+    fn settings(&self) -> BrandSettings {
+        BrandSettings {
+            otp_max_count: self.otp_max_count.map(|n| n.to_string()),
+            otp_timeout: self.otp_timeout.map(|n| n.to_string()),
+            max_otp_retries: self.max_otp_retries,
+            otp_length: self.otp_length,
+            otp_validity: self.otp_validity,
+            session_validity: self.session_validity,
+            token_validity: self.token_validity,
+            key_validity: self.key_validity,
+            channels: self.channels.clone(),
+            org_id: self.org_id,
+            sms_template: self.sms_template.clone(),
+            hash_key: self.hash_key.clone(),
+            hash_window: self.hash_window,
+        }
+    }
+}
+
+pub fn brands() -> Vec<BrandRecord> {
+    let text = std::fs::read_to_string(environment().join("capillary-brands.json")).unwrap();
+    serde_json::from_str(&text).expect("capillary-brands.json")
+}
+
+/// The brands capillary-brands.json describes, as stored (times zero).
+fn expected_brands() -> Vec<Brand> {
+    let mut out: Vec<Brand> = brands()
+        .iter()
+        .map(|r| {
+            let mut b = Brand::new(&r.name, 0);
+            r.settings().apply(&mut b).expect("capillary-brands.json");
+            b
+        })
+        .collect();
+    out.sort_by(|a, b| a.brand_key.cmp(&b.brand_key));
+    out
+}
+
 /// The test's settings with the environment's file merged over them; the test keeps
 /// its own database, port, delivery file and fast password hashing.
 fn environment_settings(s: &mut Settings) {
@@ -108,6 +170,13 @@ pub async fn prepared(b: Backend) -> TestApp {
             .run(move |conn| Ok(upsert(conn, &c)?))
             .await
             .unwrap();
+    }
+    for r in brands() {
+        let a = app.app.clone();
+        tokio::task::spawn_blocking(move || save_brand(&a, &r.name, &r.settings(), false))
+            .await
+            .unwrap()
+            .expect("capillary-brands.json");
     }
     app
 }
@@ -349,7 +418,7 @@ async fn the_replay_command_reports_and_records() {
 }
 
 /// prepare.sh provisions a real gateway's database with what the suite loads from
-/// users.json and twofactor-configs.json.
+/// users.json, twofactor-configs.json and capillary-brands.json.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepare_sh_provisions_what_the_suite_uses() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,4 +473,20 @@ async fn prepare_sh_provisions_what_the_suite_uses() {
         .await
         .unwrap();
     assert_eq!(n, users.len() as i64);
+    let mut stored = app
+        .db
+        .run(|c| Ok(otpgate::db::capillary_brands::all(c)?))
+        .await
+        .unwrap();
+    stored.sort_by(|a, b| a.brand_key.cmp(&b.brand_key));
+    let strip = |b: &Brand| Brand {
+        created_at: 0,
+        updated_at: 0,
+        ..b.clone()
+    };
+    assert_eq!(
+        stored.iter().map(strip).collect::<Vec<_>>(),
+        expected_brands(),
+        "prepare.sh and capillary-brands.json disagree"
+    );
 }
