@@ -160,6 +160,27 @@ fn spaces_outside_strings(text: &str) -> String {
     out
 }
 
+/// A JSON body that must be an object, with the dialects' own words for what is wrong:
+/// not JSON, nested deeper than `max_depth`, or not an object.
+pub fn json_object(body: &[u8], max_depth: usize) -> Result<serde_json::Value, String> {
+    let v = parse_json(body).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            format!("The JSON is nested more than {max_depth} levels deep.")
+        } else {
+            "The request body is not valid JSON.".to_string()
+        }
+    })?;
+    if json_depth(&v) > max_depth {
+        return Err(format!(
+            "The JSON is nested more than {max_depth} levels deep."
+        ));
+    }
+    if !v.is_object() {
+        return Err("The request body must be a JSON object.".into());
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,25 +215,4 @@ mod tests {
         assert_eq!(Format::sniff(b"  \n<a/>"), Format::Xml);
         assert_eq!(Format::sniff(b"\xEF\xBB\xBF{}"), Format::Json);
     }
-}
-
-/// A JSON body that must be an object, with the dialects' own words for what is wrong:
-/// not JSON, nested deeper than `max_depth`, or not an object.
-pub fn json_object(body: &[u8], max_depth: usize) -> Result<serde_json::Value, String> {
-    let v = parse_json(body).map_err(|e| {
-        if e.to_string().contains("recursion limit") {
-            format!("The JSON is nested more than {max_depth} levels deep.")
-        } else {
-            "The request body is not valid JSON.".to_string()
-        }
-    })?;
-    if json_depth(&v) > max_depth {
-        return Err(format!(
-            "The JSON is nested more than {max_depth} levels deep."
-        ));
-    }
-    if !v.is_object() {
-        return Err("The request body must be a JSON object.".into());
-    }
-    Ok(v)
 }
