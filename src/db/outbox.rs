@@ -88,42 +88,15 @@ pub fn claim_due(
     })
 }
 
-/// Records a successful send through `provider` and drops the sealed message. Only
-/// the claimer whose lease it still is may do so.
+/// Records successful sends through `provider` (with the reference it gave, if any)
+/// and drops the sealed messages, in one statement. Only the claimer whose lease it
+/// still is may do so; answers how many were recorded.
 pub fn mark_sent(
-    conn: &mut DbConnection,
-    id: &str,
-    claim: &str,
-    provider: &str,
-    provider_ref: Option<&str>,
-    now: i64,
-) -> QueryResult<bool> {
-    let n = diesel::update(
-        outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::claimed_by.eq(claim)),
-    )
-    .set((
-        outbox::state.eq(SENT),
-        outbox::payload.eq(None::<Vec<u8>>),
-        outbox::attempts.eq(outbox::attempts + 1),
-        outbox::lease_until.eq(None::<i64>),
-        outbox::last_error.eq(None::<String>),
-        outbox::provider.eq(provider),
-        outbox::provider_ref.eq(provider_ref),
-        outbox::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    Ok(n == 1)
-}
-
-/// [`mark_sent`] for many messages sent through one provider that gave no reference:
-/// one statement for a whole batch.
-pub fn mark_all_sent(
     conn: &mut DbConnection,
     ids: &[&str],
     claim: &str,
     provider: &str,
+    provider_ref: Option<&str>,
     now: i64,
 ) -> QueryResult<usize> {
     diesel::update(
@@ -138,7 +111,7 @@ pub fn mark_all_sent(
         outbox::lease_until.eq(None::<i64>),
         outbox::last_error.eq(None::<String>),
         outbox::provider.eq(provider),
-        outbox::provider_ref.eq(None::<String>),
+        outbox::provider_ref.eq(provider_ref),
         outbox::updated_at.eq(now),
     ))
     .execute(conn)

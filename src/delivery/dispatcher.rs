@@ -129,15 +129,15 @@ impl Dispatcher {
             .run(move |c| {
                 write_transaction(c, |c| {
                     let now = now_ms();
-                    // Messages a provider took without a reference: one update per provider.
-                    let mut plain: HashMap<&str, Vec<&str>> = HashMap::new();
+                    // One update per provider and reference: all the messages a
+                    // provider took without one go together.
+                    let mut sent: HashMap<(&str, Option<&str>), Vec<&str>> = HashMap::new();
                     for (row, outcome) in &results {
                         match outcome {
-                            Outcome::Sent { provider, reference: None } => {
-                                plain.entry(provider.as_str()).or_default().push(row.id.as_str());
-                            }
-                            Outcome::Sent { provider, reference: Some(r) } => {
-                                outbox::mark_sent(c, &row.id, &claim, provider, Some(r), now)?;
+                            Outcome::Sent { provider, reference } => {
+                                sent.entry((provider.as_str(), reference.as_deref()))
+                                    .or_default()
+                                    .push(row.id.as_str());
                             }
                             Outcome::Failed(err) => {
                                 let attempt = row.attempts + 1;
@@ -151,8 +151,8 @@ impl Dispatcher {
                             }
                         }
                     }
-                    for (provider, ids) in plain {
-                        outbox::mark_all_sent(c, &ids, &claim, provider, now)?;
+                    for ((provider, reference), ids) in sent {
+                        outbox::mark_sent(c, &ids, &claim, provider, reference, now)?;
                     }
                     Ok(())
                 })
