@@ -868,21 +868,8 @@ fn brands_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("cli.db").display());
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("OTPGATE_CONFIG")
-            .env("OTPGATE_DATABASE_URL", &url)
-            .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("otpgate runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        (o.status.success(), text)
+        let o = otpgate(&url, dir.path(), args);
+        (o.status.success(), output_text(&o))
     };
     let (ok, t) = run(&[
         "brand",

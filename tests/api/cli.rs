@@ -1,6 +1,6 @@
 //! The command line, as an operator runs it: the real binary.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -10,39 +10,15 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otpgate");
 
-fn otpgate(db_url: &str, dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("OTPGATE_CONFIG")
-        .env("OTPGATE_DATABASE_URL", db_url)
-        .env("OTPGATE_PASSWORD_HASHING__MEMORY_KIB", "8192")
-        .env("OTPGATE_PASSWORD_HASHING__ITERATIONS", "1")
-        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
-        // Variables of the test suite are not configuration keys.
-        .env("OTPGATE_TEST_MARKER", "1")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("otpgate runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn configuration_errors_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let o = otpgate("mysql://root@localhost/x", dir.path(), &["migrate"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("database_url: unsupported scheme 'mysql://'; use sqlite://PATH"),
+        output_text(&o).contains("database_url: unsupported scheme 'mysql://'; use sqlite://PATH"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     let o = Command::new(BIN)
@@ -53,7 +29,7 @@ fn configuration_errors_say_what_is_wrong() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(t.contains("otp.length: 3 is outside 4 to 10 digits"), "{t}");
     assert!(t.contains("bind: 'nowhere' is not an address"), "{t}");
 
@@ -68,9 +44,9 @@ fn configuration_errors_say_what_is_wrong() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("secrets.otp_key: required with PostgreSQL"),
+        output_text(&o).contains("secrets.otp_key: required with PostgreSQL"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     let cfg = dir.path().join("otpgate.toml");
@@ -82,9 +58,9 @@ fn configuration_errors_say_what_is_wrong() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("unknown field: found `lenght`"),
+        output_text(&o).contains("unknown field: found `lenght`"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 }
 
@@ -93,8 +69,8 @@ fn users_are_added_and_imported_with_a_report_per_record() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("cli.db").display());
     let o = otpgate(&url, dir.path(), &["migrate"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("database is up to date (sqlite)"));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("database is up to date (sqlite)"));
 
     let o = otpgate(
         &url,
@@ -118,8 +94,8 @@ fn users_are_added_and_imported_with_a_report_per_record() {
             "TimezoneMins=330",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("added user Ann Lee (UserId 1, login ann@example.com)"));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("added user Ann Lee (UserId 1, login ann@example.com)"));
     let o = otpgate(
         &url,
         dir.path(),
@@ -136,9 +112,9 @@ fn users_are_added_and_imported_with_a_report_per_record() {
     );
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("a user with this login_name already exists"),
+        output_text(&o).contains("a user with this login_name already exists"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     let import = dir.path().join("users.json");
@@ -159,7 +135,7 @@ fn users_are_added_and_imported_with_a_report_per_record() {
         dir.path(),
         &["user", "import", import.to_str().unwrap()],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(
         !o.status.success(),
         "a failed record makes the exit status say so"
@@ -318,7 +294,7 @@ async fn two_processes_on_one_postgres_database() {
     })
     .await
     .unwrap();
-    assert!(add.status.success(), "{}", text(&add));
+    assert!(add.status.success(), "{}", output_text(&add));
     let mut children = Vec::new();
     let mut bases = Vec::new();
     for _ in 0..2 {
@@ -436,8 +412,8 @@ fn commands_on_postgres_exit_cleanly_every_time() {
             o.status.success(),
             "run {run} ended with {}: {}",
             o.status,
-            text(&o)
+            output_text(&o)
         );
-        assert_eq!(text(&o).trim(), "no messages");
+        assert_eq!(output_text(&o).trim(), "no messages");
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -702,24 +701,8 @@ async fn a_message_fails_after_the_last_attempt_and_an_operator_retries_it(b: Ba
     let dir = tempfile::tempdir().unwrap();
     let url = app.app.settings.database_url.clone();
     let cli = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_otpgate"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("OTPGATE_CONFIG")
-            .env("OTPGATE_DATABASE_URL", &url)
-            .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let mut said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        if !o.status.success() {
-            said.push_str(&format!("\n[{}]", o.status));
-        }
-        (o.status.success(), said)
+        let o = otpgate(&url, dir.path(), args);
+        (o.status.success(), output_text(&o))
     };
     let (ok, listing) = tokio::task::block_in_place(|| cli(&["outbox", "list"]));
     assert!(ok, "{listing}");

@@ -414,3 +414,32 @@ pub fn wrong(code: &str) -> String {
         })
         .collect()
 }
+
+/// The real binary, as an operator runs it, on `db_url` in `dir`.
+pub fn otpgate(db_url: &str, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("OTPGATE_CONFIG")
+        .env("OTPGATE_DATABASE_URL", db_url)
+        .env("OTPGATE_PASSWORD_HASHING__MEMORY_KIB", "8192")
+        .env("OTPGATE_PASSWORD_HASHING__ITERATIONS", "1")
+        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
+        // Variables of the test suite are not configuration keys.
+        .env("OTPGATE_TEST_MARKER", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("otpgate runs")
+}
+
+pub fn output_text(o: &std::process::Output) -> String {
+    let mut said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if !o.status.success() {
+        said.push_str(&format!("\n[{}]", o.status));
+    }
+    said
+}
