@@ -2,11 +2,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use otpgate::app::App;
-use otpgate::commands;
+use otpgate::cli;
 use otpgate::config::Settings;
+use otpgate::core::users::NewUser;
 use otpgate::startup::Gateway;
-use otpgate::users::NewUser;
+use otpgate::state::AppState;
 
 /// A legacy-compatible OTP gateway.
 #[derive(Parser)]
@@ -46,7 +46,7 @@ enum Command {
     /// Replay recorded exchanges (fixtures/scenarios) against a running gateway.
     Replay(ReplayArgs),
     /// Load-test the full OTP cycle against a gateway it starts on loopback.
-    Bench(otpgate::bench::BenchArgs),
+    Bench(otpgate::tools::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -72,13 +72,13 @@ enum BrandCommand {
         /// The brand name requests send in `brand` (matched without case).
         name: String,
         #[command(flatten)]
-        settings: commands::BrandSettings,
+        settings: cli::BrandSettings,
     },
     /// Change settings of a brand.
     Set {
         name: String,
         #[command(flatten)]
-        settings: commands::BrandSettings,
+        settings: cli::BrandSettings,
     },
     /// List the brands.
     List,
@@ -216,12 +216,12 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         }
         Command::Migrate => {
             // App::new applies pending migrations.
-            let app = App::new(settings)?;
+            let app = AppState::new(settings)?;
             println!("database is up to date ({})", app.db.backend());
             Ok(())
         }
         Command::User(UserCommand::Add(a)) => {
-            let app = App::new(settings)?;
+            let app = AppState::new(settings)?;
             let password = if a.password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
@@ -238,7 +238,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
                     .ok_or_else(|| format!("--profile '{kv}' is not KEY=VALUE"))?;
                 profile.insert(k.to_string(), serde_json::Value::String(v.to_string()));
             }
-            let user = commands::add_user(
+            let user = cli::add_user(
                 &app,
                 &NewUser {
                     user_id: a.user_id,
@@ -264,9 +264,9 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
         Command::Outbox(c) => outbox(c, settings),
         Command::Brand(c) => brand(c, settings),
         Command::Replay(a) => replay(a),
-        Command::Bench(args) => otpgate::bench::run(args, settings).map(|_| ()),
+        Command::Bench(args) => otpgate::tools::bench::run(args, settings).map(|_| ()),
         Command::TwoFactorConfig(TwoFactorConfigCommand::Add(a)) => {
-            let app = App::new(settings)?;
+            let app = AppState::new(settings)?;
             let config = otpgate::db::twofactor_configs::TwoFactorConfig {
                 id: a.id,
                 name: a.name,
@@ -290,7 +290,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::TwoFactorConfig(TwoFactorConfigCommand::List) => {
-            let app = App::new(settings)?;
+            let app = AppState::new(settings)?;
             let mut conn = app.db.get().map_err(|e| e.to_string())?;
             let all = otpgate::db::twofactor_configs::all(&mut conn).map_err(|e| e.to_string())?;
             println!(
@@ -313,8 +313,8 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::User(UserCommand::Import { file }) => {
-            let app = App::new(settings)?;
-            let report = commands::import_users(
+            let app = AppState::new(settings)?;
+            let report = cli::import_users(
                 &app,
                 &file,
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -337,19 +337,19 @@ fn run(command: Command, mut settings: Settings) -> Result<(), String> {
 }
 
 fn outbox(command: OutboxCommand, settings: Settings) -> Result<(), String> {
-    let app = App::new(settings)?;
+    let app = AppState::new(settings)?;
     match command {
         OutboxCommand::List { state, limit } => {
-            let rows = commands::outbox_list(&app, state.as_deref(), limit)?;
+            let rows = cli::outbox_list(&app, state.as_deref(), limit)?;
             if rows.is_empty() {
                 println!("no messages");
             } else {
-                print!("{}", commands::format_outbox(&rows));
+                print!("{}", cli::format_outbox(&rows));
             }
             Ok(())
         }
         OutboxCommand::Retry { id } => {
-            commands::outbox_retry(&app, &id)?;
+            cli::outbox_retry(&app, &id)?;
             println!("message {} is queued again", id.trim());
             Ok(())
         }
@@ -357,36 +357,36 @@ fn outbox(command: OutboxCommand, settings: Settings) -> Result<(), String> {
 }
 
 fn brand(command: BrandCommand, settings: Settings) -> Result<(), String> {
-    let app = App::new(settings)?;
+    let app = AppState::new(settings)?;
     match command {
         BrandCommand::Add { name, settings } => {
-            let b = commands::save_brand(&app, &name, &settings, false)?;
+            let b = cli::save_brand(&app, &name, &settings, false)?;
             println!("brand {} added", b.name);
         }
         BrandCommand::Set { name, settings } => {
-            let b = commands::save_brand(&app, &name, &settings, true)?;
+            let b = cli::save_brand(&app, &name, &settings, true)?;
             println!("brand {} saved", b.name);
         }
         BrandCommand::List => {
             let mut conn = app.db.get().map_err(|e| e.to_string())?;
             let all = otpgate::db::capillary_brands::all(&mut conn).map_err(|e| e.to_string())?;
-            print!("{}", commands::format_brands(&all));
+            print!("{}", cli::format_brands(&all));
         }
     }
     Ok(())
 }
 
 fn replay(a: ReplayArgs) -> Result<(), String> {
-    let files = otpgate::replay::collect(&a.fixtures)?;
+    let files = otpgate::tools::replay::collect(&a.fixtures)?;
     if files.is_empty() {
         return Err("no *.replay.toml scenarios among the paths given".into());
     }
-    let replayer = otpgate::replay::Replayer::new(&a.target, a.sink)?;
+    let replayer = otpgate::tools::replay::Replayer::new(&a.target, a.sink)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let (passed, failed) = runtime.block_on(otpgate::replay::replay_all(
+    let (passed, failed) = runtime.block_on(otpgate::tools::replay::replay_all(
         &replayer,
         &files,
         a.record,
@@ -412,9 +412,9 @@ fn serve(settings: Settings, demo: bool) -> Result<(), String> {
         let bind = settings.bind.clone();
         let file_sink = settings.delivery.file_path.clone();
         let uses_file = settings.delivery.uses_file();
-        let app = App::new(settings)?;
+        let app = AppState::new(settings)?;
         if demo {
-            commands::ensure_demo_user(&app)?;
+            cli::ensure_demo_user(&app)?;
         }
         let listener = std::net::TcpListener::bind(&bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         let gateway = Gateway::build(app.clone(), listener, true).map_err(|e| format!("cannot start: {e}"))?;
@@ -425,8 +425,8 @@ fn serve(settings: Settings, demo: bool) -> Result<(), String> {
         if demo {
             println!(
                 "demo: user {} / password {} (mobile 9876543219, country code 91); codes are printed below and written to {}",
-                commands::DEMO_LOGIN,
-                commands::DEMO_PASSWORD,
+                cli::DEMO_LOGIN,
+                cli::DEMO_PASSWORD,
                 file_sink.display()
             );
         }

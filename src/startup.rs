@@ -10,9 +10,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::App;
 use crate::delivery::Dispatcher;
 use crate::dialects::{capillary, summit, twofactor};
+use crate::state::AppState;
 
 /// Threads for blocking work (database calls, password hashing, file writes): one
 /// per pooled connection and hashing slot, and a few for the rest. A blocking task
@@ -35,7 +35,11 @@ pub struct Gateway {
 impl Gateway {
     /// Serves on the listener; with `background`, also runs the outbox dispatcher and
     /// housekeeping.
-    pub fn build(app: App, listener: TcpListener, background: bool) -> std::io::Result<Gateway> {
+    pub fn build(
+        app: AppState,
+        listener: TcpListener,
+        background: bool,
+    ) -> std::io::Result<Gateway> {
         let port = listener.local_addr()?.port();
         let data = Data::new(app.clone());
         let max_body = app.settings.max_body_bytes;
@@ -60,7 +64,7 @@ impl Gateway {
                 &app.settings.delivery,
                 app.outbox_wake.clone(),
             );
-            let housekeeping = crate::housekeeping::run_periodically(
+            let housekeeping = crate::core::housekeeping::run_periodically(
                 app.db.clone(),
                 app.settings.clone(),
                 Duration::from_secs(300),
@@ -238,7 +242,7 @@ impl Route {
 
 /// Routes by ROUTES. A dialect answers for its whole area (wrong methods, unknown
 /// operations) in its own shape; anything else is a JSON 404.
-async fn route(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpResponse {
+async fn route(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
     let path = req.path();
     if let Some(r) = ROUTES.iter().find(|r| r.matches(path)) {
         let method_ok = req.method().as_str() == r.method
@@ -279,7 +283,7 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(app: Data<App>) -> HttpResponse {
+async fn readyz(app: Data<AppState>) -> HttpResponse {
     use diesel::connection::SimpleConnection;
     let backend = app.db.backend();
     match app.db.run(|c| Ok(c.batch_execute("SELECT 1")?)).await {

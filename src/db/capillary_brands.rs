@@ -63,10 +63,10 @@ impl Brand {
         self.otp_max_count.zip(self.otp_timeout_minutes)
     }
 
-    pub fn channels(&self) -> Vec<crate::otp::Channel> {
+    pub fn channels(&self) -> Vec<crate::core::otp::Channel> {
         self.channels
             .split(',')
-            .filter_map(crate::otp::Channel::parse)
+            .filter_map(crate::core::otp::Channel::parse)
             .collect()
     }
 
@@ -118,7 +118,7 @@ impl Brand {
         if listed.is_empty()
             || listed
                 .iter()
-                .any(|c| crate::otp::Channel::parse(c).is_none())
+                .any(|c| crate::core::otp::Channel::parse(c).is_none())
         {
             problems.push("channels must be sms, email or both (comma-separated)".into());
         }
@@ -132,7 +132,7 @@ impl Brand {
             problems.push(format!("the SMS template {e}"));
         }
         if let Some(k) = &self.hash_key
-            && let Err(e) = crate::keys::parse_key(k, 32)
+            && let Err(e) = crate::core::keys::parse_key(k, 32)
         {
             problems.push(format!("the hash key {e}"));
         }

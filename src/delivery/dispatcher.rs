@@ -8,10 +8,10 @@ use tokio::sync::{Notify, watch};
 use super::redact::scrub;
 use super::{Message, Outgoing, Providers, Templates};
 use crate::config::DeliverySettings;
+use crate::core::keys::Keys;
+use crate::core::otp::Channel;
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Db, now_ms, write_transaction};
-use crate::keys::Keys;
-use crate::otp::Channel;
 
 /// How often sealed texts of failed messages whose code no longer works are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);

@@ -26,9 +26,9 @@ pub use transports::{FileTransport, LogTransport, Receipt, Transport};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::core::otp::Channel;
 use crate::db::Db;
 use crate::db::outbox;
-use crate::otp::Channel;
 
 /// The text of one message; sealed in the outbox until it is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

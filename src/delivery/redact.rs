@@ -5,7 +5,7 @@
 //! message's text and every number in it (the code among them) are removed.
 
 use super::Outgoing;
-use crate::mask;
+use crate::core::mask;
 
 /// Longest error text kept.
 const MAX_CHARS: usize = 300;
@@ -119,8 +119,8 @@ fn replace_ignore_case(text: &str, needle: &str, with: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::otp::Channel;
     use crate::delivery::Message;
-    use crate::otp::Channel;
 
     fn sms(to: &str, text: &str) -> Outgoing {
         Outgoing {

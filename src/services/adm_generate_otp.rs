@@ -10,18 +10,18 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Reply, auth};
-use crate::app::App;
+use crate::core::mask;
+use crate::core::otp::{self, IssueRequest, Policy};
 use crate::db::users::{self, User};
-use crate::dialects::fields::Fields;
 use crate::error::{Error, Result};
-use crate::mask;
-use crate::otp::{self, IssueRequest, Policy};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
-pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
+pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
     Box::pin(async move { run(&app, &params).await })
 }
 
-async fn run(app: &App, params: &Value) -> Result<Reply> {
+async fn run(app: &AppState, params: &Value) -> Result<Reply> {
     let p = Fields::new("objCommonParameters", params)?;
     let info = p.required_object("objUserInformation")?;
     let login_otp = info
@@ -38,7 +38,7 @@ async fn run(app: &App, params: &Value) -> Result<Reply> {
     }
 }
 
-async fn authenticated(app: &App, proxy: Fields<'_>, info: Fields<'_>) -> Result<Reply> {
+async fn authenticated(app: &AppState, proxy: Fields<'_>, info: Fields<'_>) -> Result<Reply> {
     let auth_type = proxy.text("AuthType")?.unwrap_or_default();
     let token = proxy.text("TokenID")?.filter(|t| !t.trim().is_empty());
     let (user, existing_token) = if auth_type.trim().eq_ignore_ascii_case("FORM") {
@@ -81,7 +81,7 @@ async fn authenticated(app: &App, proxy: Fields<'_>, info: Fields<'_>) -> Result
             let issued = otp::issue(c, &keys, &templates, request)?;
             let token = match existing_token {
                 Some(t) => t,
-                None => crate::sessions::create(c, user_id, None, &sessions)?,
+                None => crate::core::sessions::create(c, user_id, None, &sessions)?,
             };
             Ok((issued, token))
         })
@@ -116,7 +116,7 @@ fn check_same_user(user: &User, info: Fields<'_>) -> Result<()> {
     Ok(())
 }
 
-async fn pre_login(app: &App, info: Fields<'_>) -> Result<Reply> {
+async fn pre_login(app: &AppState, info: Fields<'_>) -> Result<Reply> {
     let country = info.required_text("CountryCode")?;
     let email_field = info.required_text("EncryptedEmailID")?;
     let device = info.required_text("DeviceId")?;

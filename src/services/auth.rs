@@ -2,17 +2,17 @@
 
 use std::time::Duration;
 
-use crate::app::App;
+use crate::core::otp::{self, Channel, Destination, Policy};
 use crate::db::users::{self, User};
 use crate::db::{audit, now_ms};
 use crate::error::{Error, Result};
-use crate::otp::{self, Channel, Destination, Policy};
+use crate::state::AppState;
 
 /// The user whose login name (or e-mail) and password these are. Every outcome for a
 /// known user is audited; after `login.max_failures` failures within
 /// `login.lockout_seconds`, the user's logins are refused without a password check
 /// until the oldest failure ages out.
-pub async fn password_login(app: &App, login: &str, password: &str) -> Result<User> {
+pub async fn password_login(app: &AppState, login: &str, password: &str) -> Result<User> {
     const EVENT: &str = "login.password";
     let login = login.to_string();
     let window_ms = app.settings.login.lockout_seconds * 1000;
@@ -58,11 +58,11 @@ pub async fn password_login(app: &App, login: &str, password: &str) -> Result<Us
 }
 
 /// The user of a live session token.
-pub async fn session_user(app: &App, token: &str) -> Result<User> {
+pub async fn session_user(app: &AppState, token: &str) -> Result<User> {
     let token = token.to_string();
     app.db
         .run(move |c| {
-            let id = crate::sessions::authenticate(c, &token)?;
+            let id = crate::core::sessions::authenticate(c, &token)?;
             users::find_by_id(c, id)?.ok_or(Error::InvalidSession)
         })
         .await

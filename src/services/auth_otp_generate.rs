@@ -6,16 +6,16 @@
 
 use serde_json::{Value, json};
 
-use super::capillary::{self, Call, Failure, IdType, Operation};
-use crate::app::App;
+use crate::core::otp::{Channel, Destination, IssueRequest, Policy};
 use crate::db::capillary_brands::Brand;
 use crate::db::capillary_sessions;
 use crate::db::{now_ms, users};
-use crate::otp::{Channel, Destination, IssueRequest, Policy};
+use crate::dialects::capillary::protocol::{self as capillary, Call, Failure, IdType, Operation};
+use crate::state::AppState;
 
 const OP: Operation = Operation::OtpGenerate;
 
-pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
+pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
     let brand = capillary::brand(app, OP, &call.brand_name()?).await?;
     let now = now_ms();
     capillary::check_hash(&brand, call, now)?;
@@ -80,7 +80,7 @@ pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
 /// gateway's (`otp.max_sends` per `otp.send_window_seconds`) when the brand has none,
 /// so that codes cannot be sent, and guessed, without end; no resend cooldown, which
 /// the Capillary contract does not have.
-fn policy(app: &App, brand: &Brand) -> Policy {
+fn policy(app: &AppState, brand: &Brand) -> Policy {
     let mut p = Policy::from_settings(&app.settings.otp);
     p.length = brand.otp_length as u32;
     p.expiry_ms = brand.otp_validity_seconds * 1000;

@@ -7,15 +7,15 @@
 
 use serde_json::{Value, json};
 
-use super::capillary::{self, Call, Failure, Operation};
-use crate::app::App;
+use crate::core::otp::{self, VerifyRequest};
 use crate::db::{capillary_sessions, challenges, now_ms, users};
+use crate::dialects::capillary::protocol::{self as capillary, Call, Failure, Operation};
 use crate::error::Error;
-use crate::otp::{self, VerifyRequest};
+use crate::state::AppState;
 
 const OP: Operation = Operation::OtpValidate;
 
-pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
+pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
     let brand = capillary::brand(app, OP, &call.brand_name()?).await?;
     let now = now_ms();
     capillary::check_hash(&brand, call, now)?;

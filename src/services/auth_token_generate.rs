@@ -4,14 +4,14 @@
 
 use serde_json::{Value, json};
 
-use super::capillary::{self, Call, Failure, IdType, Operation};
-use crate::app::App;
 use crate::db::capillary_sessions::{self, CapSession};
 use crate::db::{now_ms, users};
+use crate::dialects::capillary::protocol::{self as capillary, Call, Failure, IdType, Operation};
+use crate::state::AppState;
 
 const OP: Operation = Operation::TokenGenerate;
 
-pub async fn call(app: &App, call: &Call) -> Result<Value, Failure> {
+pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
     let brand = capillary::brand(app, OP, &call.brand_name()?).await?;
     let device_id = call.device_id()?;
     let id = call.identifier()?;

@@ -6,22 +6,22 @@
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::twofactor::{self, Created, REMIND_PASSWORD};
 use super::{Reply, auth};
-use crate::app::App;
+use crate::core::mask;
+use crate::core::otp::{Channel, IssueRequest, Policy};
 use crate::db::{now_ms, users};
-use crate::dialects::fields::Fields;
+use crate::dialects::twofactor::dto::{self as twofactor, Created, REMIND_PASSWORD};
 use crate::error::{Error, Result};
-use crate::mask;
-use crate::otp::{Channel, IssueRequest, Policy};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
-pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
+pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
     Box::pin(
         async move { twofactor::answer(REMIND_PASSWORD, &params, None, |f| run(&app, f)).await },
     )
 }
 
-async fn run(app: &App, f: Fields<'_>) -> Result<twofactor::Dto> {
+async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
     let login = f.required_text("UserName")?;
     let user = app
         .db

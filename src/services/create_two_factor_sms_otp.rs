@@ -11,15 +11,15 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::Reply;
-use super::twofactor::{self, CREATE, Created};
-use crate::app::App;
+use crate::core::mask;
+use crate::core::otp::{Channel, Destination, IssueRequest, Policy};
 use crate::db::{now_ms, twofactor_configs};
-use crate::dialects::fields::Fields;
+use crate::dialects::twofactor::dto::{self as twofactor, CREATE, Created};
 use crate::error::{Error, Result};
-use crate::mask;
-use crate::otp::{Channel, Destination, IssueRequest, Policy};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
-pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
+pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
     Box::pin(async move {
         // Failures name the number masked, when it is one.
         let gsm = Fields::new("the request", &params)
@@ -30,7 +30,7 @@ pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
     })
 }
 
-async fn run(app: &App, f: Fields<'_>) -> Result<twofactor::Dto> {
+async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
     let user_id =
         twofactor::guid(&f, "UserId")?.ok_or_else(|| Error::invalid("UserId is required."))?;
     let gsm = twofactor::gsm_number(&f, "GsmNumber")?;

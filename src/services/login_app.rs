@@ -5,18 +5,19 @@
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::{Reply, auth, user_details};
-use crate::app::App;
+use super::{Reply, auth};
+use crate::core::otp::{self, Policy, VerifyRequest};
 use crate::db::users;
-use crate::dialects::fields::Fields;
+use crate::dialects::summit::user_document as user_details;
 use crate::error::{Error, Result};
-use crate::otp::{self, Policy, VerifyRequest};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
-pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
+pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
     Box::pin(async move { run(&app, &params).await })
 }
 
-async fn run(app: &App, params: &Value) -> Result<Reply> {
+async fn run(app: &AppState, params: &Value) -> Result<Reply> {
     let p = Fields::new("objCommonParameters", params)?;
     let proxy = p.required_object("_ProxyDetails")?;
     let auth_type = proxy.required_text("AuthType")?;
@@ -61,7 +62,7 @@ async fn run(app: &App, params: &Value) -> Result<Reply> {
                         // A code issued for no user (a bare phone number) logs nobody in.
                         let user = user.ok_or(Error::UnknownTransaction)?;
                         let device = req.device_id.as_deref();
-                        let token = crate::sessions::create(c, user.id, device, &sessions)?;
+                        let token = crate::core::sessions::create(c, user.id, device, &sessions)?;
                         Ok((user, token))
                     })?;
                     Ok(login)
@@ -75,7 +76,7 @@ async fn run(app: &App, params: &Value) -> Result<Reply> {
             let id = user.id;
             let token = app
                 .db
-                .run(move |c| crate::sessions::create(c, id, device.as_deref(), &sessions))
+                .run(move |c| crate::core::sessions::create(c, id, device.as_deref(), &sessions))
                 .await?;
             (user, token)
         }

@@ -7,20 +7,18 @@ mod auth;
 pub mod auth_otp_generate;
 pub mod auth_otp_validate;
 pub mod auth_token_generate;
-pub mod capillary;
 pub mod create_otp_for_remind_password;
 pub mod create_two_factor_sms_otp;
 pub mod login_app;
-pub mod twofactor;
-pub mod user_details;
 pub mod validate_two_factor_sms_oto_by_reference_id;
 pub mod validate_two_factor_sms_otp;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::dialects::twofactor::dto as twofactor;
 use crate::error::Result;
+use crate::state::AppState;
 
 /// What an operation answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +34,7 @@ pub enum Reply {
     Dto(twofactor::Dto),
 }
 
-pub type Handler = fn(App, Value) -> BoxFuture<'static, Result<Reply>>;
+pub type Handler = fn(AppState, Value) -> BoxFuture<'static, Result<Reply>>;
 
 /// Every ServiceName the gateway serves.
 pub const SERVICES: &[(&str, Handler)] = &[
@@ -56,7 +54,7 @@ pub const SERVICES: &[(&str, Handler)] = &[
 
 /// Runs an operation; a panic inside it becomes an internal error rather than a
 /// dropped connection. Also returns how long it took, in milliseconds.
-pub async fn run(handler: Handler, app: App, params: Value) -> (Result<Reply>, f64) {
+pub async fn run(handler: Handler, app: AppState, params: Value) -> (Result<Reply>, f64) {
     use futures_util::FutureExt;
     let started = std::time::Instant::now();
     let result = std::panic::AssertUnwindSafe(handler(app, params))
@@ -69,13 +67,13 @@ pub async fn run(handler: Handler, app: App, params: Value) -> (Result<Reply>, f
 
 /// Issues a code and wakes the outbox dispatcher to send it.
 pub(crate) async fn issue(
-    app: &App,
-    request: crate::otp::IssueRequest,
-) -> Result<crate::otp::Issued> {
+    app: &AppState,
+    request: crate::core::otp::IssueRequest,
+) -> Result<crate::core::otp::Issued> {
     let (keys, templates) = (app.keys.clone(), app.templates.clone());
     let issued = app
         .db
-        .run(move |c| crate::otp::issue(c, &keys, &templates, request))
+        .run(move |c| crate::core::otp::issue(c, &keys, &templates, request))
         .await?;
     app.outbox_wake.notify_one();
     Ok(issued)

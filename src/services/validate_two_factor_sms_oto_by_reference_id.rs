@@ -6,19 +6,19 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::Reply;
-use super::twofactor::{self, VALIDATE_BY_REFERENCE};
-use crate::app::App;
 use crate::db::challenges;
-use crate::dialects::fields::Fields;
+use crate::dialects::twofactor::dto::{self as twofactor, VALIDATE_BY_REFERENCE};
 use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
-pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
+pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
     Box::pin(async move {
         twofactor::answer(VALIDATE_BY_REFERENCE, &params, None, |f| run(&app, f)).await
     })
 }
 
-async fn run(app: &App, f: Fields<'_>) -> Result<twofactor::Dto> {
+async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
     let customer =
         twofactor::guid(&f, "UserId")?.ok_or_else(|| Error::invalid("UserId is required."))?;
     let reference = f.required_text("OtpIdReference")?;

@@ -8,18 +8,18 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::Reply;
-use super::twofactor::{self, VALIDATE};
-use crate::app::App;
+use crate::core::otp::{self, VerifyRequest};
 use crate::db::challenges;
-use crate::dialects::fields::Fields;
+use crate::dialects::twofactor::dto::{self as twofactor, VALIDATE};
 use crate::error::{Error, Result};
-use crate::otp::{self, VerifyRequest};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
-pub fn call(app: App, params: Value) -> BoxFuture<'static, Result<Reply>> {
+pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
     Box::pin(async move { twofactor::answer(VALIDATE, &params, None, |f| run(&app, f)).await })
 }
 
-async fn run(app: &App, f: Fields<'_>) -> Result<twofactor::Dto> {
+async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
     let customer = twofactor::guid(&f, "UserId")?;
     f.text("Email")?;
     let reference = f.text("OtpIdReference")?;

@@ -3,11 +3,13 @@
 //! the per-brand limits, session expiry and the payload hash.
 
 use diesel::prelude::*;
-use otpgate::commands::{BrandSettings, save_brand};
+use otpgate::cli::{BrandSettings, save_brand};
 use otpgate::db::capillary_sessions::{self, CapSession};
 use otpgate::db::schema::capillary_sessions as sessions_t;
 use otpgate::db::{challenges, now_ms};
-use otpgate::services::capillary::{self as cap, Claims, jwt_key, payload_hash, verify_token};
+use otpgate::dialects::capillary::protocol::{
+    self as cap, Claims, jwt_key, payload_hash, verify_token,
+};
 use serde_json::{Value, json};
 
 use crate::both;
@@ -1294,7 +1296,7 @@ async fn housekeeping_keeps_sends_for_a_brands_window(b: Backend) {
     let later = now_ms() + 3 * 86_400_000;
     app.app
         .db
-        .run(move |c| otpgate::housekeeping::run(c, &settings, later))
+        .run(move |c| otpgate::core::housekeeping::run(c, &settings, later))
         .await
         .unwrap();
     // (The session ran out meanwhile; a new one is the same brand and number.)

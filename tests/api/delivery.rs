@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use diesel::prelude::*;
-use otpgate::app::App;
 use otpgate::config::{
     DeliverySettings, HttpSmsSettings, OrgDelivery, ProviderSettings, Settings, SmtpSettings,
     TemplateSet,
 };
+use otpgate::core::otp::{Channel, Destination, IssueRequest, Policy, issue};
 use otpgate::db::outbox::Listing;
 use otpgate::db::schema::outbox as outbox_t;
 use otpgate::delivery::wait_for_outcome;
-use otpgate::otp::{Channel, Destination, IssueRequest, Policy, issue};
 use otpgate::startup::Gateway;
+use otpgate::state::AppState;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -387,7 +387,7 @@ fn fast(d: &mut DeliverySettings) {
 
 // ---------------------------------------------------------------- reading the outbox
 
-async fn messages(app: &App) -> Vec<Listing> {
+async fn messages(app: &AppState) -> Vec<Listing> {
     app.db
         .run(|c| {
             Ok(outbox_t::table
@@ -400,7 +400,7 @@ async fn messages(app: &App) -> Vec<Listing> {
 }
 
 /// Waits until `done` holds for the outbox, and returns it.
-async fn outbox_until(app: &App, done: impl Fn(&[Listing]) -> bool) -> Vec<Listing> {
+async fn outbox_until(app: &AppState, done: impl Fn(&[Listing]) -> bool) -> Vec<Listing> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let rows = messages(app).await;
@@ -712,7 +712,7 @@ async fn a_message_fails_after_the_last_attempt_and_an_operator_retries_it(b: Ba
         .unwrap_or_else(|| panic!("{listing}"));
     assert!(
         line.contains("failed")
-            && line.contains(&otpgate::mask::phone(VISHNU_MOBILE))
+            && line.contains(&otpgate::core::mask::phone(VISHNU_MOBILE))
             && line.contains("gateway: 127.0.0.1 answered HTTP 503"),
         "{line}"
     );
@@ -806,7 +806,7 @@ async fn failed_messages_are_retried_only_while_their_code_works(b: Backend) {
 }
 
 /// Issues codes straight into the outbox of a database no dispatcher watches.
-async fn issue_codes(app: &App, numbers: &[String]) -> Vec<String> {
+async fn issue_codes(app: &AppState, numbers: &[String]) -> Vec<String> {
     let (keys, templates, settings) = (
         app.keys.clone(),
         app.templates.clone(),
@@ -847,8 +847,8 @@ async fn issue_codes(app: &App, numbers: &[String]) -> Vec<String> {
 }
 
 /// A gateway process on an existing database.
-async fn start_gateway(settings: Settings) -> (App, actix_web::dev::ServerHandle) {
-    let app = tokio::task::spawn_blocking(move || App::new(settings))
+async fn start_gateway(settings: Settings) -> (AppState, actix_web::dev::ServerHandle) {
+    let app = tokio::task::spawn_blocking(move || AppState::new(settings))
         .await
         .unwrap()
         .unwrap();
@@ -986,7 +986,7 @@ async fn synchronous_sends_report_the_outcome(b: Backend) {
     assert!(
         e.starts_with(&format!(
             "the SMS message to {} could not be delivered after 2 attempts: refusing: 127.0.0.1 answered HTTP 503",
-            otpgate::mask::phone(VISHNU_MOBILE)
+            otpgate::core::mask::phone(VISHNU_MOBILE)
         )),
         "{e}"
     );
@@ -998,7 +998,8 @@ async fn synchronous_sends_report_the_outcome(b: Backend) {
         .await
         .unwrap_err();
     assert!(
-        e.contains("Vis*********@sy****.com") || e.contains(&otpgate::mask::phone(VISHNU_MOBILE)),
+        e.contains("Vis*********@sy****.com")
+            || e.contains(&otpgate::core::mask::phone(VISHNU_MOBILE)),
         "{e}"
     );
     assert!(!e.contains(VISHNU) && !e.contains(&code), "{e}");
@@ -1044,7 +1045,7 @@ async fn synchronous_sends_report_the_outcome(b: Backend) {
     assert!(
         e.starts_with(&format!(
             "the SMS message to {} was not delivered within 300 ms",
-            otpgate::mask::phone(VISHNU_MOBILE)
+            otpgate::core::mask::phone(VISHNU_MOBILE)
         )),
         "{e}"
     );

@@ -178,7 +178,7 @@ async fn channels_follow_policy_and_addresses(b: Backend) {
         );
     })
     .await;
-    app.add_user(otpgate::users::NewUser {
+    app.add_user(otpgate::core::users::NewUser {
         login_uid: "2001".into(),
         user_name: "Sms Only Org".into(),
         email: "sms.org@example.com".into(),
@@ -250,7 +250,7 @@ async fn resend_cooldown(b: Backend) {
 /// request's CountryCode, and all those requests count against one limit.
 async fn the_request_never_chooses_the_destination(b: Backend) {
     let app = spawn_with(b, |s| s.otp.max_sends = 2).await;
-    app.add_user(otpgate::users::NewUser {
+    app.add_user(otpgate::core::users::NewUser {
         login_uid: "3001".into(),
         user_name: "No Country".into(),
         email: "nocc@example.com".into(),
@@ -327,7 +327,7 @@ async fn password_failures_lock_the_login(b: Backend) {
     assert!((899..=900).contains(&secs), "{e}");
     assert_eq!(app.count("audit_events").await, 6);
     // Another user is not affected.
-    app.add_user(otpgate::users::NewUser {
+    app.add_user(otpgate::core::users::NewUser {
         login_uid: "4001".into(),
         user_name: "Other".into(),
         email: "other@example.com".into(),

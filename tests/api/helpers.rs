@@ -8,11 +8,11 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use otpgate::app::App;
 use otpgate::config::Settings;
+use otpgate::core::users::NewUser;
 use otpgate::db::users::User;
 use otpgate::startup::Gateway;
-use otpgate::users::NewUser;
+use otpgate::state::AppState;
 use serde_json::{Value, json};
 
 pub const ENDPOINT: &str = "/API/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
@@ -145,7 +145,7 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path) -> Settings {
 
 pub struct TestApp {
     pub base: String,
-    pub app: App,
+    pub app: AppState,
     pub client: reqwest::Client,
     pub sink: PathBuf,
     handle: actix_web::dev::ServerHandle,
@@ -162,11 +162,11 @@ impl Drop for TestApp {
 }
 
 /// The app's state on a fresh database, without a server or dispatcher.
-pub async fn open_app(backend: Backend) -> (App, TestDb, tempfile::TempDir) {
+pub async fn open_app(backend: Backend) -> (AppState, TestDb, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = TestDb::new(backend);
     let settings = test_settings(&db.url, dir.path());
-    let app = tokio::task::spawn_blocking(move || App::new(settings))
+    let app = tokio::task::spawn_blocking(move || AppState::new(settings))
         .await
         .unwrap()
         .expect("app opens");
@@ -184,7 +184,7 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
     tweak(&mut settings);
     settings.validate().expect("test settings are valid");
     let sink = settings.delivery.file_path.clone();
-    let app = tokio::task::spawn_blocking(move || App::new(settings))
+    let app = tokio::task::spawn_blocking(move || AppState::new(settings))
         .await
         .unwrap()
         .expect("app starts");
@@ -216,8 +216,8 @@ impl Answer {
     }
 
     /// The XML answer as a value tree, through the gateway's own decoder.
-    pub fn xml(&self) -> otpgate::dialects::xml::XmlDocument {
-        otpgate::dialects::xml::decode(self.text.as_bytes(), 64)
+    pub fn xml(&self) -> otpgate::wire::xml::XmlDocument {
+        otpgate::wire::xml::decode(self.text.as_bytes(), 64)
             .unwrap_or_else(|e| panic!("not XML ({e}): {}", self.text))
     }
 
@@ -284,7 +284,7 @@ impl TestApp {
 
     pub async fn add_user(&self, user: NewUser) -> User {
         let app = self.app.clone();
-        tokio::task::spawn_blocking(move || otpgate::commands::add_user(&app, &user))
+        tokio::task::spawn_blocking(move || otpgate::cli::add_user(&app, &user))
             .await
             .unwrap()
             .expect("user added")

@@ -213,7 +213,7 @@ async fn sessions_expire_absolutely_and_when_idle(b: Backend) {
         token_of(login().await.json()),
         token_of(login().await.json()),
     );
-    let hash = |t: &str| otpgate::keys::sha256_hex(t.as_bytes());
+    let hash = |t: &str| otpgate::core::keys::sha256_hex(t.as_bytes());
     let (he, hi) = (hash(&expired), hash(&idle));
     app.app
         .db

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
-use otpgate::commands::{BrandSettings, save_brand};
+use otpgate::cli::{BrandSettings, save_brand};
 use otpgate::config::Settings;
 use otpgate::db::capillary_brands::Brand;
 use otpgate::db::twofactor_configs::{TwoFactorConfig, upsert};
-use otpgate::replay::{self, Replayer, Scenario};
+use otpgate::tools::replay::{self, Replayer, Scenario};
 use serde::Deserialize;
 
 use crate::both;
@@ -157,7 +157,7 @@ pub async fn prepared(b: Backend) -> TestApp {
     let app = spawn_with(b, environment_settings).await;
     let a = app.app.clone();
     let report = tokio::task::spawn_blocking(move || {
-        otpgate::commands::import_users(&a, &environment().join("users.json"), false)
+        otpgate::cli::import_users(&a, &environment().join("users.json"), false)
     })
     .await
     .unwrap()
@@ -441,7 +441,7 @@ async fn prepare_sh_provisions_what_the_suite_uses() {
     let mut settings = test_settings(&db_url, dir.path());
     settings.secrets.otp_key = None;
     settings.secrets.key_file = dir.path().join("otpgate.key");
-    let app = tokio::task::spawn_blocking(move || otpgate::app::App::new(settings))
+    let app = tokio::task::spawn_blocking(move || otpgate::state::AppState::new(settings))
         .await
         .unwrap()
         .expect("opens the prepared database");

@@ -62,7 +62,7 @@ pub fn validate(rel: &str, content_type: &str, body: &str) -> Result<(), String>
                 .collect();
         Value::Object(fields)
     } else {
-        otpgate::dialects::parse_json(body.as_bytes()).map_err(|e| format!("not JSON: {e}"))?
+        otpgate::wire::parse_json(body.as_bytes()).map_err(|e| format!("not JSON: {e}"))?
     };
     static VALIDATORS: LazyLock<Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>> =
         LazyLock::new(Default::default);

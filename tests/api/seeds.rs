@@ -1,7 +1,7 @@
 //! The seed documents' samples, sent verbatim: their answers are the contract.
 
-use otpgate::cipher::FieldCipher;
-use otpgate::users::NewUser;
+use otpgate::core::cipher::FieldCipher;
+use otpgate::core::users::NewUser;
 use serde_json::{Value, json};
 
 use crate::both;
@@ -225,7 +225,7 @@ async fn seed_001_login_app_document(b: Backend) {
         serde_json::from_str(&fixture("summit/seed-001-loginapp-response.json")).unwrap();
     let d = &want["User"]["UserDetails"][0];
     let mut profile = serde_json::Map::new();
-    for (k, _) in otpgate::services::user_details::PROFILE_DEFAULTS {
+    for (k, _) in otpgate::dialects::summit::user_document::PROFILE_DEFAULTS {
         let v = if *k == "LicenseEdition" {
             d["UserLicenseDetails"][k].clone()
         } else {
@@ -252,7 +252,7 @@ async fn seed_001_login_app_document(b: Backend) {
     tokio::task::spawn_blocking(move || {
         let hash = a2.passwords.hash("Secret#123").unwrap();
         let mut c = a2.db.get().unwrap();
-        otpgate::users::insert(&mut c, &user, Some(hash)).unwrap();
+        otpgate::core::users::insert(&mut c, &user, Some(hash)).unwrap();
     })
     .await
     .unwrap();

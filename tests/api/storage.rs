@@ -298,13 +298,13 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
             diesel::update(sessions::table)
                 .set(sessions::expires_at.eq(now - 1))
                 .execute(c)?;
-            otpgate::housekeeping::run(c, &settings, now)
+            otpgate::core::housekeeping::run(c, &settings, now)
         })
         .await
         .unwrap();
     assert_eq!(
         removed,
-        otpgate::housekeeping::Removed {
+        otpgate::core::housekeeping::Removed {
             sends: 4,
             // The subject's idle lock row; SQLite needs none (BEGIN IMMEDIATE locks).
             limit_rows: if b == Backend::Postgres { 1 } else { 0 },
@@ -360,7 +360,7 @@ both!(log_transport_sends_without_keeping_text);
 /// A superseded challenge's messages that are still queued are cancelled, not sent
 /// later with a code that no longer works.
 async fn superseding_cancels_queued_messages(b: Backend) {
-    use otpgate::otp::{Channel, Destination, IssueRequest, Policy, issue};
+    use otpgate::core::otp::{Channel, Destination, IssueRequest, Policy, issue};
     let (app, _db, _dir) = open_app(b).await;
     let settings = app.settings.clone();
     let mk = move || IssueRequest {

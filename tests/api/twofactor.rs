@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use otpgate::db::twofactor_configs::{TwoFactorConfig, upsert};
+use otpgate::dialects::twofactor::dto::{CREATE_CODES, Dto};
 use otpgate::dialects::twofactor::{to_json, to_xml};
-use otpgate::services::twofactor::{CREATE_CODES, Dto};
 use serde_json::{Value, json};
 
 use crate::both;

@@ -27,9 +27,9 @@ use gateway::{GatewayProcess, free_loopback_addr, load_average};
 pub use gateway::{ProcStats, check_loopback};
 pub use report::{Latency, PhaseReport, Report, Tally};
 
-use crate::app::App;
 use crate::config::{HttpSmsSettings, ProviderSettings, Settings};
-use crate::users::NewUser;
+use crate::core::users::NewUser;
+use crate::state::AppState;
 
 const SUMMIT_PATH: &str = "/API/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
 const TWOFACTOR_PATH: &str = "/customerservice/api/TwoFactor";
@@ -337,7 +337,7 @@ fn gateway_settings(
     }
     s.log.level = "warn".into();
     s.log.format = "text".into();
-    s.secrets.otp_key = Some(hex::encode(crate::keys::random_bytes::<32>()));
+    s.secrets.otp_key = Some(hex::encode(crate::core::keys::random_bytes::<32>()));
     s.secrets.previous_otp_keys.clear();
     s.secrets.key_file = dir.join("otpgate.key");
     s.otp.channels = vec!["sms".into()];
@@ -381,7 +381,7 @@ fn provision(
     storm_login: &str,
     storm_password: &str,
 ) -> Result<(), String> {
-    let app = App::new(settings)?;
+    let app = AppState::new(settings)?;
     let user = |n: usize, id: Option<&Identity>| NewUser {
         user_id: None,
         login_uid: format!("bench-{run_id}-{n}"),
@@ -405,9 +405,9 @@ fn provision(
         profile: Default::default(),
     };
     for (n, id) in identities.iter().enumerate() {
-        crate::commands::add_user(&app, &user(n, Some(id)))?;
+        crate::cli::add_user(&app, &user(n, Some(id)))?;
     }
-    crate::commands::add_user(&app, &user(identities.len(), None))?;
+    crate::cli::add_user(&app, &user(identities.len(), None))?;
     Ok(())
 }
 

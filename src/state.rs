@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::cipher::FieldCipher;
 use crate::config::Settings;
+use crate::core::cipher::FieldCipher;
+use crate::core::keys::Keys;
+use crate::core::users::Passwords;
 use crate::db::Db;
 use crate::delivery::Templates;
-use crate::keys::Keys;
-use crate::users::Passwords;
 
 #[derive(Clone)]
-pub struct App {
+pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub keys: Arc<Keys>,
@@ -23,10 +23,10 @@ pub struct App {
     pub outbox_wake: Arc<Notify>,
 }
 
-impl App {
+impl AppState {
     /// Opens the database (applying migrations) and loads keys. The error says what is
     /// wrong, for the operator.
-    pub fn new(settings: Settings) -> Result<App, String> {
+    pub fn new(settings: Settings) -> Result<AppState, String> {
         let db = Db::open(&settings.database_url, settings.pool_connections())?;
         let keys = Keys::from_settings(&settings.secrets)?;
         let passwords = Passwords::new(&settings.password_hashing)?;
@@ -38,7 +38,7 @@ impl App {
         } else {
             None
         };
-        Ok(App {
+        Ok(AppState {
             templates: Arc::new(Templates::from_settings(&settings.delivery)),
             settings: Arc::new(settings),
             db,

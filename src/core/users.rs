@@ -40,7 +40,7 @@ impl Passwords {
             max_concurrent: s.max_concurrent,
             decoy: String::new(),
         };
-        let random = hex::encode(crate::keys::random_bytes::<16>());
+        let random = hex::encode(crate::core::keys::random_bytes::<16>());
         p.decoy = p
             .hash(&random)
             .map_err(|e| format!("password_hashing: {e}"))?;
@@ -49,7 +49,7 @@ impl Passwords {
 
     /// Hashes on the calling thread (command-line tools).
     pub fn hash(&self, password: &str) -> std::result::Result<String, String> {
-        let salt = SaltString::encode_b64(&crate::keys::random_bytes::<16>())
+        let salt = SaltString::encode_b64(&crate::core::keys::random_bytes::<16>())
             .map_err(|e| e.to_string())?;
         self.argon
             .hash_password(password.as_bytes(), &salt)

@@ -8,8 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::dialects::fields::Fields;
 use crate::error::{Error, Result};
+use crate::wire::fields::Fields;
 
 /// `CreateTwoFactorSmsOtpResponseCode`, also used by CreateOtpForRemindPassword.
 pub const CREATE_CODES: &[(i64, &str)] = &[
@@ -171,16 +171,16 @@ pub async fn answer<'a, F, Fut>(
     params: &'a Value,
     gsm_number: Option<String>,
     run: F,
-) -> Result<super::Reply>
+) -> Result<crate::services::Reply>
 where
     F: FnOnce(Fields<'a>) -> Fut,
     Fut: std::future::Future<Output = Result<Dto>>,
 {
     let f = Fields::new("the request", params)?;
     match run(f).await {
-        Ok(dto) => Ok(super::Reply::Dto(dto)),
+        Ok(dto) => Ok(crate::services::Reply::Dto(dto)),
         Err(e) if e.is_server_fault() => Err(e),
-        Err(e) => Ok(super::Reply::Dto(failure(
+        Err(e) => Ok(crate::services::Reply::Dto(failure(
             service,
             &e,
             gsm_number.as_deref(),

@@ -8,16 +8,18 @@
 //! code (404, 405, 413) or 1519 (HTTP 400, an unreadable body); faults of the server
 //! answer 500/503 with the operation's 1502/1503/1504. See schemas/capillary/codes.md.
 
+pub mod protocol;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 
-use super::{BodyError, read_body};
-use crate::app::App;
-use crate::services::capillary::{Call, CapHeaders, Failure, Operation};
+use crate::dialects::capillary::protocol::{Call, CapHeaders, Failure, Operation};
 use crate::services::{auth_otp_generate, auth_otp_validate, auth_token_generate};
+use crate::state::AppState;
+use crate::wire::{BodyError, read_body};
 
 const AREA: &str = "/auth/v1";
 
@@ -73,7 +75,7 @@ fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub async fn handle(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpResponse {
+pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
     let Some((op, web)) = operation(req.path()) else {
         return transport(
             StatusCode::NOT_FOUND,
@@ -167,7 +169,7 @@ fn decode(body: &[u8], max_depth: usize) -> Result<Value, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("The request body is empty.".into());
     }
-    super::json_object(body, max_depth)
+    crate::wire::json_object(body, max_depth)
 }
 
 #[cfg(test)]

@@ -5,76 +5,19 @@
 
 mod policy;
 
+pub use crate::core::channel::{Channel, Destination};
+
 pub use policy::Policy;
 
 use rand::Rng;
 
+use crate::core::keys::{Keys, sha256_hex};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::challenges::{self, Challenge};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{DbConnection, limits, now_ms, write_transaction};
 use crate::delivery::{Message, Templates};
 use crate::error::{Error, Result};
-use crate::keys::{Keys, sha256_hex};
-use crate::mask;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Channel {
-    Email,
-    Sms,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Channel> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "email" | "e-mail" | "mail" => Some(Channel::Email),
-            "sms" => Some(Channel::Sms),
-            _ => None,
-        }
-    }
-}
-
-/// Where a code goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
-    pub channel: Channel,
-    pub address: String,
-}
-
-impl Destination {
-    pub fn masked(&self) -> String {
-        match self.channel {
-            Channel::Email => mask::email(&self.address),
-            Channel::Sms => mask::phone(&self.address),
-        }
-    }
-
-    /// The key send limits are counted under: the address without case, spaces or
-    /// phone punctuation, in the request's limit scope if it has one, hashed so the
-    /// limit tables hold no addresses.
-    fn limit_key(&self, scope: Option<&str>) -> String {
-        let normal: String = match self.channel {
-            Channel::Email => self.address.trim().to_lowercase(),
-            Channel::Sms => self
-                .address
-                .chars()
-                .filter(|c| c.is_ascii_digit())
-                .collect(),
-        };
-        let key = format!("{}:{normal}", self.channel.as_str());
-        match scope {
-            Some(scope) => sha256_hex(format!("scope:{scope}:{key}").as_bytes()),
-            None => sha256_hex(key.as_bytes()),
-        }
-    }
-}
 
 pub struct IssueRequest {
     /// Who the code is for (`user:836`); one open challenge per subject and purpose.

@@ -2,10 +2,10 @@
 //! upper-case hex, stored only as their SHA-256, with an absolute and an idle expiry.
 
 use crate::config::SessionSettings;
+use crate::core::keys::{random_bytes, sha256_hex};
 use crate::db::sessions::{self, Session};
 use crate::db::{DbConnection, now_ms};
 use crate::error::{Error, Result};
-use crate::keys::{random_bytes, sha256_hex};
 
 pub fn create(
     conn: &mut DbConnection,

@@ -9,17 +9,19 @@
 //! the other. Business failures answer 200 with `Errors` set; transport faults use
 //! their HTTP status with the same envelope.
 
+pub mod user_document;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
-use super::fields::Fields;
-use super::xml::{self, EncodeOptions, SoapVersion, XmlError};
-use super::{BodyError, Format, json_depth, read_body};
-use crate::app::App;
 use crate::error::Error;
 use crate::services::{self, Reply};
+use crate::state::AppState;
+use crate::wire::fields::Fields;
+use crate::wire::xml::{self, EncodeOptions, SoapVersion, XmlError};
+use crate::wire::{BodyError, Format, json_depth, read_body};
 
 const SUFFIXES: [&str; 2] = [
     "/rest/summit_restwcf.svc/restservice/commonws_jsonobjcall",
@@ -138,7 +140,7 @@ pub fn not_routed(req: &HttpRequest) -> HttpResponse {
 }
 
 /// The envelope endpoint.
-pub async fn handle(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpResponse {
+pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
     let body = match read_body(&req, payload, app.settings.max_body_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -272,7 +274,7 @@ fn decode(
     }
     match Format::of_request(req, body) {
         Format::Json => {
-            let mut v: Value = super::parse_json(body).map_err(|e| {
+            let mut v: Value = crate::wire::parse_json(body).map_err(|e| {
                 if e.to_string().contains("recursion limit") {
                     format!("The JSON is nested more than {max_depth} levels deep.")
                 } else {

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use crate::app::App;
 use crate::db::capillary_brands::{self, Brand};
 use crate::db::capillary_sessions::CapSession;
-use crate::dialects::fields::Fields;
 use crate::error::Error;
+use crate::state::AppState;
+use crate::wire::fields::Fields;
 
 /// The published codes used by otpgate, with their published messages.
 pub const CODES: &[(i64, &str)] = &[
@@ -343,7 +343,7 @@ fn normalise(kind: IdType, value: &str) -> Result<String, Failure> {
 }
 
 /// The brand a request names; an unknown one is invalid details.
-pub async fn brand(app: &App, op: Operation, name: &str) -> Result<Brand, Failure> {
+pub async fn brand(app: &AppState, op: Operation, name: &str) -> Result<Brand, Failure> {
     let lookup = name.to_string();
     match app
         .db
@@ -442,7 +442,7 @@ pub fn check_hash(brand: &Brand, call: &Call, now: i64) -> Result<(), Failure> {
     let Some(key) = &brand.hash_key else {
         return Ok(());
     };
-    let key = crate::keys::parse_key(key, 32).map_err(|_| {
+    let key = crate::core::keys::parse_key(key, 32).map_err(|_| {
         tracing::error!(brand = %brand.name, "the brand's hash key is unreadable");
         Failure::of(5004)
     })?;
@@ -492,18 +492,18 @@ pub struct Claims {
 pub const ISSUER: &str = "otpgate";
 
 /// The token key: `secrets.capillary_jwt_key`, else derived from the OTP key.
-pub fn jwt_key(app: &App) -> Vec<u8> {
+pub fn jwt_key(app: &AppState) -> Vec<u8> {
     app.settings
         .secrets
         .capillary_jwt_key
         .as_deref()
-        .and_then(|k| crate::keys::parse_key(k, 32).ok())
+        .and_then(|k| crate::core::keys::parse_key(k, 32).ok())
         .unwrap_or_else(|| app.keys.derived(b"capillary jwt v1").to_vec())
 }
 
 /// A signed token for a session.
 pub fn sign(
-    app: &App,
+    app: &AppState,
     op: Operation,
     session: &CapSession,
     brand: &Brand,

@@ -36,8 +36,8 @@ impl FieldCipher {
         let iv =
             s.iv.as_deref()
                 .ok_or("iv is required when the cipher is enabled")?;
-        let key = crate::keys::parse_key(key, 32).map_err(|e| format!("key {e}"))?;
-        let iv = crate::keys::parse_key(iv, 16).map_err(|e| format!("iv {e}"))?;
+        let key = crate::core::keys::parse_key(key, 32).map_err(|e| format!("key {e}"))?;
+        let iv = crate::core::keys::parse_key(iv, 16).map_err(|e| format!("iv {e}"))?;
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| "key must be exactly 32 bytes".to_string())?;

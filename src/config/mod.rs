@@ -555,22 +555,22 @@ impl Settings {
             );
         }
         if let Some(k) = &self.secrets.otp_key
-            && let Err(e) = crate::keys::parse_key(k, 32)
+            && let Err(e) = crate::core::keys::parse_key(k, 32)
         {
             problems.push(format!("secrets.otp_key: {e}"));
         }
         if let Some(k) = &self.secrets.capillary_jwt_key
-            && let Err(e) = crate::keys::parse_key(k, 32)
+            && let Err(e) = crate::core::keys::parse_key(k, 32)
         {
             problems.push(format!("secrets.capillary_jwt_key: {e}"));
         }
         for (i, k) in self.secrets.previous_otp_keys.iter().enumerate() {
-            if let Err(e) = crate::keys::parse_key(k, 32) {
+            if let Err(e) = crate::core::keys::parse_key(k, 32) {
                 problems.push(format!("secrets.previous_otp_keys[{i}]: {e}"));
             }
         }
         if self.field_cipher.enabled
-            && let Err(e) = crate::cipher::FieldCipher::from_settings(&self.field_cipher)
+            && let Err(e) = crate::core::cipher::FieldCipher::from_settings(&self.field_cipher)
         {
             problems.push(format!("field_cipher: {e}"));
         }
@@ -1078,7 +1078,7 @@ mod tests {
     /// The README's delivery examples are configurations that start.
     #[test]
     fn the_readme_delivery_examples_are_valid() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let start = readme.find("## Delivery").unwrap();
         let end = readme[start..].find("\n## Users").unwrap() + start;
         let blocks: Vec<&str> = readme[start..end]
@@ -1090,7 +1090,7 @@ mod tests {
         for b in blocks {
             let s = load(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
             let t = crate::delivery::Templates::from_settings(&s.delivery);
-            let m = t.render(7, None, crate::otp::Channel::Sms, "123456", 10, "REF");
+            let m = t.render(7, None, crate::core::otp::Channel::Sms, "123456", 10, "REF");
             assert!(m.text.contains("123456"));
         }
     }

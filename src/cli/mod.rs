@@ -4,13 +4,13 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::App;
+use crate::core::users::{NewUser, Passwords, insert};
 use crate::db::{outbox, users};
-use crate::services::user_details::profile_fields;
-use crate::users::{NewUser, Passwords, insert};
+use crate::dialects::summit::user_document::profile_fields;
+use crate::state::AppState;
 
 /// Validates, hashes and stores one user.
-pub fn add_user(app: &App, new: &NewUser) -> Result<users::User, String> {
+pub fn add_user(app: &AppState, new: &NewUser) -> Result<users::User, String> {
     new.validate(&profile_fields())?;
     let hash = new
         .password
@@ -29,7 +29,7 @@ pub struct ImportReport {
 
 /// Imports a JSON array of users. A bad record is reported and skipped; the others
 /// are stored. Passwords are hashed in parallel on every core.
-pub fn import_users(app: &App, file: &Path, progress: bool) -> Result<ImportReport, String> {
+pub fn import_users(app: &AppState, file: &Path, progress: bool) -> Result<ImportReport, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let records: Vec<serde_json::Value> = serde_json::from_str(&text)
@@ -98,7 +98,7 @@ pub const DEMO_LOGIN: &str = "demo@example.com";
 pub const DEMO_PASSWORD: &str = "demo-password";
 
 /// Creates the demo user unless it exists.
-pub fn ensure_demo_user(app: &App) -> Result<(), String> {
+pub fn ensure_demo_user(app: &AppState) -> Result<(), String> {
     let mut conn = app.db.get().map_err(|e| e.to_string())?;
     if users::find_by_login(&mut conn, DEMO_LOGIN)
         .map_err(|e| e.to_string())?
@@ -131,7 +131,7 @@ pub fn ensure_demo_user(app: &App) -> Result<(), String> {
 /// queued, being sent or failed, and the others of the last 24 hours. Newest first,
 /// destinations masked.
 pub fn outbox_list(
-    app: &App,
+    app: &AppState,
     state: Option<&str>,
     limit: i64,
 ) -> Result<Vec<outbox::Listing>, String> {
@@ -219,7 +219,7 @@ pub fn format_outbox(rows: &[outbox::Listing]) -> String {
 }
 
 /// `otpgate outbox retry ID`: queues a failed message again, while its code works.
-pub fn outbox_retry(app: &App, id: &str) -> Result<(), String> {
+pub fn outbox_retry(app: &AppState, id: &str) -> Result<(), String> {
     let mut conn = app.db.get().map_err(|e| e.to_string())?;
     match outbox::requeue_failed(&mut conn, id.trim(), crate::db::now_ms())
         .map_err(|e| e.to_string())?
@@ -342,7 +342,7 @@ impl BrandSettings {
 
 /// Adds a brand (`set` false; it must not exist) or changes one (`set` true; it must).
 pub fn save_brand(
-    app: &App,
+    app: &AppState,
     name: &str,
     settings: &BrandSettings,
     set: bool,

@@ -9,17 +9,19 @@
 //! was XML or Accept asks for it. Unknown operations and other methods answer Web
 //! API's own `{"Message": …}` errors.
 
+pub mod dto;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
-use super::xml::{self, EncodeOptions};
-use super::{BodyError, Format, read_body};
-use crate::app::App;
+use self::dto::{self as twofactor, Dto};
 use crate::error::Error;
-use crate::services::twofactor::{self, Dto};
 use crate::services::{self, Reply};
+use crate::state::AppState;
+use crate::wire::xml::{self, EncodeOptions};
+use crate::wire::{BodyError, Format, read_body};
 
 const PREFIX: &str = "/api/twofactor/";
 pub const RESPONSE_NS: &str = "http://schemas.datacontract.org/2004/07/BusinessLayer.Dto.Response";
@@ -78,7 +80,7 @@ fn body_kind(req: &HttpRequest, body: &[u8]) -> Body {
     }
 }
 
-pub async fn handle(req: HttpRequest, payload: Payload, app: Data<App>) -> HttpResponse {
+pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
     let Some(op) = operation(req.path()) else {
         let uri = req.connection_info().scheme().to_string()
             + "://"
@@ -179,7 +181,7 @@ fn decode(req: &HttpRequest, body: &[u8], max_depth: usize) -> Result<Value, Str
         return Err("The request body is empty.".into());
     }
     match body_kind(req, body) {
-        Body::Json => super::json_object(body, max_depth),
+        Body::Json => crate::wire::json_object(body, max_depth),
         Body::Xml => {
             let doc = xml::decode(body, max_depth).map_err(|e| match e {
                 xml::XmlError::Malformed => "The request body is not well-formed XML.".to_string(),

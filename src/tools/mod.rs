@@ -1,0 +1,4 @@
+//! Tools around the gateway: the benchmark and the scenario replayer.
+
+pub mod bench;
+pub mod replay;
