@@ -1,20 +1,24 @@
 //! The one error type of the core.
 //!
-//! Policy: every variant but `Internal` and `Unavailable` is a business outcome whose
-//! `Display` text is written for the API client, is stable (fixtures pin it) and never
-//! contains a code, a full destination or internal detail. `Internal` keeps its source
-//! for the server log only; dialects answer it with a generic text.
+//! Policy: every variant but `Internal` and `Unavailable` is a business outcome. Its
+//! `Display` text is plain English for an API client, stable, and never contains a
+//! code, a full destination, internal detail or a legacy field name: each dialect maps
+//! every variant to its own wire answer with an exhaustive `match` (no wildcard arm,
+//! so a new variant cannot slip through unmapped), and uses this text where its wire
+//! has no text of its own. `Internal` keeps its source for the server log only;
+//! dialects answer it with a generic text. `kind()` names each variant for the audit
+//! trail and the logs.
 
 use std::fmt;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::EnumCount)]
 pub enum Error {
     /// A request field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("Invalid TransactionID: no OTP was generated with this TransactionID.")]
+    #[error("No OTP was generated with this transaction id.")]
     UnknownTransaction,
     #[error("The OTP has expired. Please generate a new OTP.")]
     CodeExpired,
@@ -26,7 +30,7 @@ pub enum Error {
     TooManyAttempts,
     #[error("{}", WrongCodeText(*remaining))]
     WrongCode { remaining: i64 },
-    #[error("The DeviceId does not match the device the OTP was generated for.")]
+    #[error("The device does not match the device the OTP was generated for.")]
     DeviceMismatch,
     #[error(
         "The OTP limit for this destination has been reached. Please try again in {retry_after_secs} seconds."
@@ -44,16 +48,28 @@ pub enum Error {
         "Too many failed logins for this user. Please try again in {retry_after_secs} seconds."
     )]
     LoginLocked { retry_after_secs: i64 },
-    #[error("The TokenID is invalid or has expired. Please log in again.")]
+    #[error("The session is invalid or has expired. Please log in again.")]
     InvalidSession,
     #[error("No user is registered with these details.")]
     UserNotFound,
     #[error("The user details do not match the authenticated user.")]
     UserMismatch,
-    #[error("No configuration with this TwoFactorConfigurationId exists.")]
+    #[error("No such OTP configuration exists.")]
     ConfigurationNotFound,
     #[error("The OTP has not been validated.")]
     NotValidated,
+    /// A session is used with another brand than the one it was opened for.
+    #[error("The brand does not match the brand the session was opened for.")]
+    BrandMismatch,
+    /// A session is used for another mobile number than the one it was opened for.
+    #[error("The mobile number does not match the one the session was opened for.")]
+    MobileMismatch,
+    /// A session is used for another identifier (or kind of identifier).
+    #[error("The identifier does not match the one the session was opened for.")]
+    IdentifierMismatch,
+    /// A signed request whose signature is wrong or whose time stamp is stale.
+    #[error("The request signature is invalid or stale.")]
+    PayloadRejected,
     /// The message could not be handed to any provider (a synchronous send).
     #[error("The OTP could not be sent: {0}")]
     DeliveryFailed(String),
@@ -106,6 +122,10 @@ impl Error {
             Error::UserMismatch => "user_mismatch",
             Error::ConfigurationNotFound => "configuration_not_found",
             Error::NotValidated => "not_validated",
+            Error::BrandMismatch => "brand_mismatch",
+            Error::MobileMismatch => "mobile_mismatch",
+            Error::IdentifierMismatch => "identifier_mismatch",
+            Error::PayloadRejected => "payload_rejected",
             Error::DeliveryFailed(_) => "delivery_failed",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",
@@ -118,6 +138,45 @@ impl Error {
     }
 }
 
+/// One of each variant, for the dialects' tests that pin every variant's wire answer;
+/// `every_variant_is_listed` fails when a variant is missing here.
+#[cfg(test)]
+pub(crate) fn every_variant() -> Vec<Error> {
+    vec![
+        Error::InvalidRequest("UserId is required.".into()),
+        Error::UnknownTransaction,
+        Error::CodeExpired,
+        Error::CodeAlreadyUsed,
+        Error::CodeSuperseded,
+        Error::TooManyAttempts,
+        Error::WrongCode { remaining: 2 },
+        Error::DeviceMismatch,
+        Error::SendLimitReached {
+            retry_after_secs: 60,
+        },
+        Error::ResendCooldown {
+            retry_after_secs: 30,
+        },
+        Error::NoDestination,
+        Error::InvalidCredentials,
+        Error::LoginLocked {
+            retry_after_secs: 900,
+        },
+        Error::InvalidSession,
+        Error::UserNotFound,
+        Error::UserMismatch,
+        Error::ConfigurationNotFound,
+        Error::NotValidated,
+        Error::BrandMismatch,
+        Error::MobileMismatch,
+        Error::IdentifierMismatch,
+        Error::PayloadRejected,
+        Error::DeliveryFailed("no provider accepted the message.".into()),
+        Error::Unavailable,
+        Error::internal("disk on fire"),
+    ]
+}
+
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
         Error::internal(e)
@@ -128,5 +187,30 @@ impl From<r2d2::Error> for Error {
     fn from(_: r2d2::Error) -> Self {
         // Only raised when no pooled connection frees up within the timeout.
         Error::Unavailable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_is_listed() {
+        let kinds: std::collections::BTreeSet<&str> =
+            every_variant().iter().map(Error::kind).collect();
+        assert_eq!(kinds.len(), <Error as strum::EnumCount>::COUNT);
+        assert_eq!(every_variant().len(), <Error as strum::EnumCount>::COUNT);
+    }
+
+    #[test]
+    fn texts_carry_no_internal_detail() {
+        assert_eq!(
+            Error::internal("disk on fire").to_string(),
+            "The request could not be processed. Please try again later."
+        );
+        assert_eq!(
+            Error::WrongCode { remaining: 1 }.to_string(),
+            "Invalid OTP. 1 attempt is left."
+        );
     }
 }

@@ -22,24 +22,25 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// A file of schemas/, by its path there (`summit/request.schema.json`).
-pub fn file(path: &str) -> HttpResponse {
+/// A file of schemas/, by its path there (`summit/request.schema.json`); None when
+/// there is no such file.
+pub fn file(path: &str) -> Option<HttpResponse> {
     // Only names inside the embedded tree are found: `..` and absolute paths are not.
-    match SCHEMAS.get_file(path).filter(|_| !path.contains("..")) {
-        Some(f) => HttpResponse::Ok()
+    let f = SCHEMAS.get_file(path).filter(|_| !path.contains(".."))?;
+    Some(
+        HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, content_type(path)))
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .body(f.contents()),
-        None => crate::startup::not_found(&format!("/schemas/{path}")),
-    }
+    )
 }
 
 /// The OpenAPI document of every route.
-pub fn openapi() -> HttpResponse {
-    match SCHEMAS.get_file("openapi.json") {
-        Some(f) => HttpResponse::Ok()
+pub fn openapi() -> Option<HttpResponse> {
+    let f = SCHEMAS.get_file("openapi.json")?;
+    Some(
+        HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .body(f.contents()),
-        None => crate::startup::not_found("/openapi.json"),
-    }
+    )
 }

@@ -11,8 +11,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::delivery::Dispatcher;
-use crate::dialects::{capillary, summit, twofactor};
+use crate::dialects::DIALECTS;
 use crate::state::AppState;
+use crate::wire::routes::{Match, Route};
 
 /// Threads for blocking work (database calls, password hashing, file writes): one
 /// per pooled connection and hashing slot, and a few for the rest. A blocking task
@@ -100,193 +101,81 @@ impl Gateway {
     }
 }
 
-/// What serves a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Serve {
+/// The gateway's own routes; each dialect declares its own.
+const GATEWAY_ROUTES: &[(Route, Own)] = &[
+    (get("/healthz", Match::Exact), Own::Health),
+    (get("/readyz", Match::Exact), Own::Ready),
+    (get("/openapi.json", Match::Exact), Own::OpenApi),
+    (get("/schemas/{path}", Match::Prefix), Own::Schema),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Own {
     Health,
     Ready,
     OpenApi,
     Schema,
-    Summit,
-    TwoFactor,
-    Capillary,
 }
 
-/// How a request path is matched against a route's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Match {
-    /// The path itself.
-    Exact,
-    /// Any path under the route's path up to its `{…}` parameter.
-    Prefix,
-    /// Any path that ends with the route's path, without case and with or without a
-    /// final `/`: legacy clients reach the dialects under various prefixes.
-    Suffix,
-}
-
-/// One route the gateway serves.
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub method: &'static str,
-    /// The path as the OpenAPI document lists it.
-    pub path: &'static str,
-    pub matching: Match,
-    pub serve: Serve,
-}
-
-const fn route_(method: &'static str, path: &'static str, matching: Match, serve: Serve) -> Route {
+const fn get(path: &'static str, matching: Match) -> Route {
     Route {
-        method,
+        method: "GET",
         path,
         matching,
-        serve,
     }
 }
 
-/// Every route the gateway serves: the router dispatches by this list, and a test
-/// compares it with the OpenAPI document (schemas/openapi.json).
-pub const ROUTES: &[Route] = &[
-    route_("GET", "/healthz", Match::Exact, Serve::Health),
-    route_("GET", "/readyz", Match::Exact, Serve::Ready),
-    route_("GET", "/openapi.json", Match::Exact, Serve::OpenApi),
-    route_("GET", "/schemas/{path}", Match::Prefix, Serve::Schema),
-    route_(
-        "POST",
-        "/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall",
-        Match::Suffix,
-        Serve::Summit,
-    ),
-    route_(
-        "POST",
-        "/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall_JSON",
-        Match::Suffix,
-        Serve::Summit,
-    ),
-    route_(
-        "POST",
-        "/api/TwoFactor/CreateTwoFactorSmsOtp",
-        Match::Suffix,
-        Serve::TwoFactor,
-    ),
-    route_(
-        "POST",
-        "/api/TwoFactor/ValidateTwoFactorSmsOtp",
-        Match::Suffix,
-        Serve::TwoFactor,
-    ),
-    route_(
-        "POST",
-        "/api/TwoFactor/ValidateTwoFactorSmsOtoByReferenceId",
-        Match::Suffix,
-        Serve::TwoFactor,
-    ),
-    route_(
-        "POST",
-        "/api/TwoFactor/CreateOtpForRemindPassword",
-        Match::Suffix,
-        Serve::TwoFactor,
-    ),
-    route_(
-        "POST",
-        "/auth/v1/token/generate",
-        Match::Suffix,
-        Serve::Capillary,
-    ),
-    route_(
-        "POST",
-        "/auth/v1/otp/generate",
-        Match::Suffix,
-        Serve::Capillary,
-    ),
-    route_(
-        "POST",
-        "/auth/v1/otp/validate",
-        Match::Suffix,
-        Serve::Capillary,
-    ),
-    route_(
-        "POST",
-        "/auth/v1/web/token/generate",
-        Match::Suffix,
-        Serve::Capillary,
-    ),
-    route_(
-        "POST",
-        "/auth/v1/web/otp/generate",
-        Match::Suffix,
-        Serve::Capillary,
-    ),
-    route_(
-        "POST",
-        "/auth/v1/web/otp/validate",
-        Match::Suffix,
-        Serve::Capillary,
-    ),
-];
-
-impl Route {
-    pub fn matches(&self, path: &str) -> bool {
-        match self.matching {
-            Match::Exact => path == self.path,
-            Match::Prefix => {
-                let prefix = self.path.split('{').next().unwrap_or(self.path);
-                path.len() > prefix.len() && path.starts_with(prefix)
-            }
-            Match::Suffix => {
-                let p = path.trim_end_matches('/').to_ascii_lowercase();
-                p.ends_with(&self.path.to_ascii_lowercase())
-            }
-        }
-    }
+/// Every route the gateway serves: its own and each dialect's. A test compares this
+/// list with the OpenAPI document (schemas/openapi.json).
+pub fn routes() -> Vec<Route> {
+    GATEWAY_ROUTES
+        .iter()
+        .map(|(r, _)| *r)
+        .chain(DIALECTS.iter().flat_map(|d| d.routes.iter().copied()))
+        .collect()
 }
 
-/// Routes by ROUTES. A dialect answers for its whole area (wrong methods, unknown
-/// operations) in its own shape; anything else is a JSON 404.
-async fn route(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
+/// Routes a request: the gateway's own routes, then each dialect, which answers for
+/// its whole area (wrong methods, unknown operations) in its own shape; anything else
+/// is a JSON 404.
+async fn route(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
     let path = req.path();
-    if let Some(r) = ROUTES.iter().find(|r| r.matches(path)) {
-        let method_ok = req.method().as_str() == r.method
-            || (r.method == "GET" && req.method() == Method::HEAD);
-        match r.serve {
-            Serve::Summit if method_ok => return summit::handle(req, payload, app).await,
-            Serve::Summit => return summit::not_routed(&req),
-            Serve::TwoFactor => return twofactor::handle(req, payload, app).await,
-            Serve::Capillary => return capillary::handle(req, payload, app).await,
-            _ if !method_ok => {
-                return HttpResponse::MethodNotAllowed()
-                    .insert_header((actix_web::http::header::ALLOW, r.method))
-                    .json(json!({"error": "method not allowed", "allow": r.method}));
-            }
-            Serve::Health => return healthz().await,
-            Serve::Ready => return readyz(app).await,
-            Serve::OpenApi => return crate::schemas::openapi(),
-            Serve::Schema => return crate::schemas::file(path.trim_start_matches("/schemas/")),
+    if let Some((r, own)) = GATEWAY_ROUTES.iter().find(|(r, _)| r.matches(path)) {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return HttpResponse::MethodNotAllowed()
+                .insert_header((actix_web::http::header::ALLOW, r.method))
+                .json(json!({"error": "method not allowed", "allow": r.method}));
         }
+        let served = match own {
+            Own::Health => Some(healthz()),
+            Own::Ready => Some(readyz(state).await),
+            Own::OpenApi => crate::schemas::openapi(),
+            Own::Schema => crate::schemas::file(path.trim_start_matches("/schemas/")),
+        };
+        return served.unwrap_or_else(|| not_found(path));
     }
-    if summit::is_area(path) {
-        return summit::not_routed(&req);
+    let dialect = DIALECTS
+        .iter()
+        .find(|d| d.routes.iter().any(|r| r.matches(path)))
+        .or_else(|| DIALECTS.iter().find(|d| (d.is_area)(path)));
+    match dialect {
+        Some(d) => (d.handle)(req, payload, state).await,
+        None => not_found(path),
     }
-    if twofactor::is_area(path) {
-        return twofactor::handle(req, payload, app).await;
-    }
-    if capillary::is_area(path) {
-        return capillary::handle(req, payload, app).await;
-    }
-    not_found(path)
 }
 
-pub(crate) fn not_found(path: &str) -> HttpResponse {
+fn not_found(path: &str) -> HttpResponse {
     HttpResponse::NotFound().json(json!({"error": "not found", "path": path}))
 }
 
-async fn healthz() -> HttpResponse {
+fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(app: Data<AppState>) -> HttpResponse {
+async fn readyz(state: Data<AppState>) -> HttpResponse {
     use diesel::connection::SimpleConnection;
-    let backend = app.db.backend();
-    match app.db.run(|c| Ok(c.batch_execute("SELECT 1")?)).await {
+    let backend = state.db.backend();
+    match state.db.run(|c| Ok(c.batch_execute("SELECT 1")?)).await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": backend})),
         Err(e) => {
             tracing::warn!(error = ?e, "readiness check failed");

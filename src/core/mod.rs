@@ -1,11 +1,18 @@
 //! The engine, free of HTTP and of every legacy spelling: one-time passwords, users
-//! and their passwords, sessions, keys and masking.
+//! and their passwords and logins, sessions, brands, the audit trail, keys and masking.
 
+pub mod audit;
+pub mod brands;
 pub mod channel;
 pub mod cipher;
 pub mod housekeeping;
+pub mod ids;
 pub mod keys;
+pub mod login;
 pub mod mask;
 pub mod otp;
 pub mod sessions;
 pub mod users;
+
+/// Milliseconds since the epoch, the one clock of the gateway.
+pub use crate::db::now_ms;

@@ -3,8 +3,10 @@
 
 use crate::config::SessionSettings;
 use crate::core::keys::{random_bytes, sha256_hex};
+use crate::core::users::User;
 use crate::db::sessions::{self, Session};
-use crate::db::{DbConnection, now_ms};
+use crate::db::users;
+use crate::db::{Db, DbConnection, now_ms};
 use crate::error::{Error, Result};
 
 pub fn create(
@@ -37,6 +39,16 @@ pub fn authenticate(conn: &mut DbConnection, token: &str) -> Result<i64> {
         return Err(Error::InvalidSession);
     }
     sessions::touch(conn, &hash(token), now_ms())?.ok_or(Error::InvalidSession)
+}
+
+/// The user of a live session token (an activity of the session).
+pub async fn user_of(db: &Db, token: &str) -> Result<User> {
+    let token = token.to_string();
+    db.run(move |c| {
+        let id = authenticate(c, &token)?;
+        users::find_by_id(c, id)?.ok_or(Error::InvalidSession)
+    })
+    .await
 }
 
 fn hash(token: &str) -> String {

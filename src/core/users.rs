@@ -10,7 +10,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashing;
-use crate::db::users::{self, User};
+pub use crate::db::users::{User, key};
+
+use crate::core::otp::{Channel, Destination, Policy};
+use crate::db::users;
 use crate::db::{DbConnection, now_ms, write_transaction};
 use crate::error::{Error, Result};
 
@@ -286,6 +289,27 @@ pub fn insert(conn: &mut DbConnection, u: &NewUser, password_hash: Option<String
             Err(e) => Err(e.into()),
         }
     })?
+}
+
+/// Where a user's codes go under a policy: each channel of the policy for which the
+/// user has an address. Only the stored record decides: a mobile number without `+`
+/// gets the user's country code, or goes out as stored when there is none.
+pub fn destinations(user: &User, policy: &Policy) -> Vec<Destination> {
+    policy
+        .channels
+        .iter()
+        .filter_map(|ch| match ch {
+            Channel::Email if !user.email.trim().is_empty() => Some(Destination {
+                channel: Channel::Email,
+                address: user.email.trim().to_string(),
+            }),
+            Channel::Sms if !user.mobile.trim().is_empty() => Some(Destination {
+                channel: Channel::Sms,
+                address: users::international(&user.mobile, &user.country_code),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -63,87 +63,11 @@ impl Brand {
         self.otp_max_count.zip(self.otp_timeout_minutes)
     }
 
-    pub fn channels(&self) -> Vec<crate::core::otp::Channel> {
+    pub fn channels(&self) -> Vec<crate::core::channel::Channel> {
         self.channels
             .split(',')
-            .filter_map(crate::core::otp::Channel::parse)
+            .filter_map(crate::core::channel::Channel::parse)
             .collect()
-    }
-
-    /// What is wrong with it, if anything.
-    pub fn check(&self) -> Result<(), String> {
-        let mut problems: Vec<String> = Vec::new();
-        if self.name.is_empty() || self.name.len() > 100 {
-            problems.push("the name must be 1 to 100 characters".into());
-        }
-        if self.org_id < 0 {
-            problems.push("the org id must not be negative".into());
-        }
-        if self.otp_max_count == Some(0) {
-            // Capillary's own rule, code 1535.
-            problems.push("maximum OTP count per customer cannot be 0 (it has to be >= 1)".into());
-        }
-        if self
-            .otp_max_count
-            .is_some_and(|n| !(1..=10_000).contains(&n))
-        {
-            problems.push("otp max count must be 1 to 10000".into());
-        }
-        if self
-            .otp_timeout_minutes
-            .is_some_and(|n| !(1..=10_080).contains(&n))
-        {
-            problems.push("otp timeout must be 1 minute to 7 days".into());
-        }
-        if self.otp_max_count.is_some() != self.otp_timeout_minutes.is_some() {
-            problems.push("give otp max count and otp timeout together (or neither)".into());
-        }
-        if !(1..=100).contains(&self.max_otp_retries) {
-            problems.push("max OTP retries must be 1 to 100".into());
-        }
-        if !(4..=10).contains(&self.otp_length) {
-            problems.push("OTP length must be 4 to 10 digits".into());
-        }
-        for (what, v) in [
-            ("OTP validity", self.otp_validity_seconds),
-            ("session validity", self.session_validity_seconds),
-            ("token validity", self.token_validity_seconds),
-            ("key validity", self.key_validity_seconds),
-        ] {
-            if !(60..=30 * 86_400).contains(&v) {
-                problems.push(format!("{what} must be 1 minute to 30 days"));
-            }
-        }
-        let listed: Vec<&str> = self.channels.split(',').map(str::trim).collect();
-        if listed.is_empty()
-            || listed
-                .iter()
-                .any(|c| crate::core::otp::Channel::parse(c).is_none())
-        {
-            problems.push("channels must be sms, email or both (comma-separated)".into());
-        }
-        if let Some(t) = &self.sms_template
-            && let Err(e) = crate::delivery::templates::check_template(
-                t,
-                crate::delivery::templates::MESSAGE_PLACEHOLDERS,
-                true,
-            )
-        {
-            problems.push(format!("the SMS template {e}"));
-        }
-        if let Some(k) = &self.hash_key
-            && let Err(e) = crate::core::keys::parse_key(k, 32)
-        {
-            problems.push(format!("the hash key {e}"));
-        }
-        if !(1..=86_400).contains(&self.hash_window_seconds) {
-            problems.push("the hash window must be 1 second to 1 day".into());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
     }
 }
 

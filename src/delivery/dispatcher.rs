@@ -8,8 +8,8 @@ use tokio::sync::{Notify, watch};
 use super::redact::scrub;
 use super::{Message, Outgoing, Providers, Templates};
 use crate::config::DeliverySettings;
+use crate::core::channel::Channel;
 use crate::core::keys::Keys;
-use crate::core::otp::Channel;
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{Db, now_ms, write_transaction};
 

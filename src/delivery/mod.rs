@@ -26,7 +26,7 @@ pub use transports::{FileTransport, LogTransport, Receipt, Transport};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::core::otp::Channel;
+use crate::core::channel::Channel;
 use crate::db::Db;
 use crate::db::outbox;
 

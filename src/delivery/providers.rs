@@ -16,7 +16,7 @@ use super::http_sms::HttpSmsTransport;
 use super::smtp::SmtpTransport;
 use super::{FileTransport, LogTransport, Outgoing, Receipt, Transport};
 use crate::config::{DeliverySettings, ProviderSettings};
-use crate::core::otp::Channel;
+use crate::core::channel::Channel;
 
 pub struct Provider {
     transport: Arc<dyn Transport>,

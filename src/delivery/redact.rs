@@ -119,7 +119,7 @@ fn replace_ignore_case(text: &str, needle: &str, with: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::otp::Channel;
+    use crate::core::channel::Channel;
     use crate::delivery::Message;
 
     fn sms(to: &str, text: &str) -> Outgoing {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::Message;
 use crate::config::{DeliverySettings, TemplateSet};
-use crate::core::otp::Channel;
+use crate::core::channel::Channel;
 
 /// What message templates may contain.
 pub const MESSAGE_PLACEHOLDERS: &[&str] = &["code", "minutes", "reference", "app"];

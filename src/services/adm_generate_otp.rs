@@ -1,174 +1,142 @@
 //! ADM_GenerateOTP: issue a code and send it to the user's e-mail and/or mobile.
 //!
-//! Two forms (seeds 000 and 001):
-//! - authenticated: `_ProxyDetails` with AuthType FORM (UserName + Password) or a live
-//!   TokenID; `objUserInformation` names the user and must match. Answers a TokenID.
-//! - pre-login: `objUserInformation.AuthType` LOGIN_OTP with CountryCode,
-//!   EncryptedEmailID (plain or field-encrypted) and DeviceId; no `_ProxyDetails`.
+//! Two forms:
+//! - a second factor for a caller who proved who they are, with a password or a live
+//!   session; the user the request names must be that caller. Answers the session.
+//! - a login code for the user registered with an e-mail address (and country), bound
+//!   to the device that asked for it.
 
-use futures_util::future::BoxFuture;
-use serde_json::{Value, json};
-
-use super::{Reply, auth};
-use crate::core::mask;
+use crate::core::ids::{ChallengeId, UserId};
 use crate::core::otp::{self, IssueRequest, Policy};
-use crate::db::users::{self, User};
+use crate::core::users::{self, User};
+use crate::core::{login, mask, sessions};
+use crate::db::users as user_rows;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::wire::fields::Fields;
 
-pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
-    Box::pin(async move { run(&app, &params).await })
+pub enum Input {
+    SecondFactor { caller: Caller, claimed: Claimed },
+    Login(LoginCode),
 }
 
-async fn run(app: &AppState, params: &Value) -> Result<Reply> {
-    let p = Fields::new("objCommonParameters", params)?;
-    let info = p.required_object("objUserInformation")?;
-    let login_otp = info
-        .text("AuthType")?
-        .is_some_and(|a| a.trim().eq_ignore_ascii_case("LOGIN_OTP"));
-    if login_otp {
-        return pre_login(app, info).await;
-    }
-    match p.object("_ProxyDetails")? {
-        Some(proxy) => authenticated(app, proxy, info).await,
-        None => Err(Error::invalid(
-            "_ProxyDetails is required in objCommonParameters unless objUserInformation.AuthType is LOGIN_OTP.",
-        )),
+/// How the caller proves who they are.
+pub enum Caller {
+    Password { login: String, password: String },
+    Session { token: String },
+}
+
+/// The user the request says it is about; each field given must be the caller's.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub user_id: Option<UserId>,
+    pub domain_id: Option<i64>,
+    pub login_uid: Option<String>,
+    pub user_name: Option<String>,
+}
+
+pub struct LoginCode {
+    /// A country calling code, digits only.
+    pub country_code: String,
+    pub email: String,
+    pub device_id: String,
+}
+
+pub struct Outcome {
+    pub transaction_id: ChallengeId,
+    /// The caller's session (a second factor only): the one it came with, or a new one.
+    pub session_token: Option<String>,
+    /// Where the code went, masked as the user knows the addresses (the national number).
+    pub sent_to: Vec<String>,
+}
+
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
+    match input {
+        Input::SecondFactor { caller, claimed } => second_factor(state, caller, claimed).await,
+        Input::Login(l) => login_code(state, l).await,
     }
 }
 
-async fn authenticated(app: &AppState, proxy: Fields<'_>, info: Fields<'_>) -> Result<Reply> {
-    let auth_type = proxy.text("AuthType")?.unwrap_or_default();
-    let token = proxy.text("TokenID")?.filter(|t| !t.trim().is_empty());
-    let (user, existing_token) = if auth_type.trim().eq_ignore_ascii_case("FORM") {
-        let login = proxy.required_text("UserName")?;
-        let password = proxy.required_text("Password")?;
-        (auth::password_login(app, &login, &password).await?, None)
-    } else if let Some(t) = token {
-        (auth::session_user(app, &t).await?, Some(t))
-    } else {
-        return Err(Error::invalid(format!(
-            "AuthType '{}' is not supported in _ProxyDetails: use FORM with UserName and Password, or send the TokenID of a session.",
-            auth_type.trim()
-        )));
+async fn second_factor(state: &AppState, caller: Caller, claimed: Claimed) -> Result<Outcome> {
+    let (user, existing_token) = match caller {
+        Caller::Password { login, password } => {
+            let s = &state.settings;
+            let user =
+                login::password_login(&state.db, &state.passwords, &s.login, &login, &password)
+                    .await?;
+            (user, None)
+        }
+        Caller::Session { token } => (sessions::user_of(&state.db, &token).await?, Some(token)),
     };
-    check_same_user(&user, info)?;
-
-    let policy = Policy::for_org(&app.settings, user.org_id);
-    let request = IssueRequest {
-        subject: format!("user:{}", user.id),
-        purpose: "second_factor",
-        user_id: Some(user.id),
-        org_id: user.org_id,
-        destinations: auth::destinations(&user, &policy),
-        device_id: None,
-        language: None,
-        sms_template: None,
-        reveal_code: false,
-        policy,
-        limit_scope: None,
-    };
-    let (keys, templates, sessions) = (
-        app.keys.clone(),
-        app.templates.clone(),
-        app.settings.session.clone(),
-    );
+    check_same_user(&user, &claimed)?;
+    let policy = Policy::for_org(&state.settings, user.org_id);
+    let request = IssueRequest::new(
+        format!("user:{}", user.id),
+        "second_factor",
+        policy.clone(),
+        users::destinations(&user, &policy),
+    )
+    .for_user(UserId(user.id), user.org_id);
+    let session_settings = state.settings.session.clone();
     let user_id = user.id;
-    let (issued, token) = app
-        .db
-        .run(move |c| {
-            let issued = otp::issue(c, &keys, &templates, request)?;
-            let token = match existing_token {
-                Some(t) => t,
-                None => crate::core::sessions::create(c, user_id, None, &sessions)?,
-            };
-            Ok((issued, token))
-        })
-        .await?;
-    app.outbox_wake.notify_one();
-    Ok(Reply::Envelope {
-        token_id: Some(token),
-        output_object: communication("", "password", &issued.transaction_id),
+    let (issued, token) = super::issuing(state, move |c, keys, templates| {
+        let issued = otp::issue(c, keys, templates, request)?;
+        let token = match existing_token {
+            Some(t) => t,
+            None => sessions::create(c, user_id, None, &session_settings)?,
+        };
+        Ok((issued, token))
+    })
+    .await?;
+    Ok(Outcome {
+        transaction_id: issued.transaction_id,
+        session_token: Some(token),
+        sent_to: Vec::new(),
     })
 }
 
-/// Each identifying field `objUserInformation` gives must be the authenticated user's.
-fn check_same_user(user: &User, info: Fields<'_>) -> Result<()> {
-    let given = |v: Option<i64>| v.filter(|n| *n != 0);
-    if given(info.int("UserID")?).is_some_and(|id| id != user.id) {
-        return Err(Error::UserMismatch);
-    }
-    if given(info.int("DomainId")?).is_some_and(|d| d != user.domain_id) {
-        return Err(Error::UserMismatch);
-    }
-    if let Some(uid) = info.text("LoginUID")?.filter(|u| u.trim() != "0")
-        && uid.trim() != user.login_uid
+/// Each identifying field the request gives must be the authenticated user's.
+fn check_same_user(user: &User, claimed: &Claimed) -> Result<()> {
+    if claimed.user_id.is_some_and(|id| id.0 != user.id)
+        || claimed.domain_id.is_some_and(|d| d != user.domain_id)
+        || claimed
+            .login_uid
+            .as_deref()
+            .is_some_and(|uid| uid.trim() != user.login_uid)
     {
         return Err(Error::UserMismatch);
     }
-    if let Some(name) = info.text("UserName")? {
-        let k = users::key(&name);
-        if k != users::key(&user.user_name) && k != user.login_key && k != user.email_key {
+    if let Some(name) = &claimed.user_name {
+        let k = user_rows::key(name);
+        if k != user_rows::key(&user.user_name) && k != user.login_key && k != user.email_key {
             return Err(Error::UserMismatch);
         }
     }
     Ok(())
 }
 
-async fn pre_login(app: &AppState, info: Fields<'_>) -> Result<Reply> {
-    let country = info.required_text("CountryCode")?;
-    let email_field = info.required_text("EncryptedEmailID")?;
-    let device = info.required_text("DeviceId")?;
-    let email = app.plain_field(&email_field, |s| s.contains('@')).ok_or_else(|| {
-        Error::invalid(if app.field_cipher.is_some() {
-            "EncryptedEmailID could not be decrypted to an e-mail address."
-        } else {
-            "EncryptedEmailID is not an e-mail address, and no field cipher is configured to decrypt it."
-        })
-    })?;
-    let country = country.trim().trim_start_matches('+');
-    if !(1..=4).contains(&country.len()) || !country.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(
-            "CountryCode in objUserInformation must be a country calling code, e.g. 91.",
-        ));
-    }
-    let country = country.to_string();
-    let device = device.trim().to_string();
-    let (keys, templates, settings) = (
-        app.keys.clone(),
-        app.templates.clone(),
-        app.settings.clone(),
-    );
+async fn login_code(state: &AppState, l: LoginCode) -> Result<Outcome> {
+    let settings = state.settings.clone();
     // The look-up and the issue in one trip to the blocking pool.
-    let (user, issued) = app
-        .db
-        .run(move |c| {
-            let user = users::find_by_email(c, &email)?
-                // The request identifies the user; it never decides where the code goes.
-                .filter(|u| u.country_code.is_empty() || u.country_code == country)
-                .ok_or(Error::UserNotFound)?;
-            let policy = Policy::for_org(&settings, user.org_id);
-            let request = IssueRequest {
-                subject: format!("user:{}", user.id),
-                purpose: "login",
-                user_id: Some(user.id),
-                org_id: user.org_id,
-                destinations: auth::destinations(&user, &policy),
-                device_id: Some(device),
-                language: None,
-                sms_template: None,
-                reveal_code: false,
-                policy,
-                limit_scope: None,
-            };
-            let issued = otp::issue(c, &keys, &templates, request)?;
-            Ok((user, issued))
-        })
-        .await?;
-    app.outbox_wake.notify_one();
-    // The message names the addresses as the user knows them: the national number.
-    let shown: Vec<String> = issued
+    let (user, issued) = super::issuing(state, move |c, keys, templates| {
+        let user = user_rows::find_by_email(c, &l.email)?
+            // The request identifies the user; it never decides where the code goes.
+            .filter(|u| u.country_code.is_empty() || u.country_code == l.country_code)
+            .ok_or(Error::UserNotFound)?;
+        let policy = Policy::for_org(&settings, user.org_id);
+        let mut request = IssueRequest::new(
+            format!("user:{}", user.id),
+            "login",
+            policy.clone(),
+            users::destinations(&user, &policy),
+        )
+        .for_user(UserId(user.id), user.org_id);
+        request.device_id = Some(l.device_id);
+        let issued = otp::issue(c, keys, templates, request)?;
+        Ok((user, issued))
+    })
+    .await?;
+    // Named as the user knows the addresses: the national number.
+    let sent_to = issued
         .destinations
         .iter()
         .map(|d| match d.channel {
@@ -176,19 +144,9 @@ async fn pre_login(app: &AppState, info: Fields<'_>) -> Result<Reply> {
             otp::Channel::Sms => mask::phone(&user.mobile),
         })
         .collect();
-    let message = format!("OTP sent to {}", shown.join(" and "));
-    Ok(Reply::Envelope {
-        token_id: None,
-        output_object: communication(&message, "otp", &issued.transaction_id),
-    })
-}
-
-fn communication(message: &str, authentication_type: &str, transaction_id: &str) -> Value {
-    json!({
-        "OTP_Communication": [{
-            "Message": message,
-            "AuthenticationType": authentication_type,
-            "TransactionID": transaction_id,
-        }]
+    Ok(Outcome {
+        transaction_id: issued.transaction_id,
+        session_token: None,
+        sent_to,
     })
 }

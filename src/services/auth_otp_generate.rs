@@ -1,100 +1,69 @@
-//! /auth/v1/otp/generate (and /web/): sends a code to the identifier of an open
-//! session: a MOBILE by SMS, an EMAIL by e-mail, a USERNAME to the directory user's
-//! mobile and/or e-mail, on the brand's channels. The brand's otpMaxCount per
-//! otpTimeOut minutes (else the gateway's send limit) is counted in the database per
-//! brand and destination; a new code supersedes the session's previous one.
+//! otp/generate: sends a code to the identifier of an open session: a mobile number by
+//! SMS, an e-mail address by e-mail, a login name to the directory user's mobile
+//! and/or e-mail, on the brand's channels. The brand's OTP limit (else the gateway's
+//! send limit) is counted in the database per brand and destination; a new code
+//! supersedes the session's previous one.
 
-use serde_json::{Value, json};
-
-use crate::core::otp::{Channel, Destination, IssueRequest, Policy};
-use crate::db::capillary_brands::Brand;
-use crate::db::capillary_sessions;
-use crate::db::{now_ms, users};
-use crate::dialects::capillary::protocol::{self as capillary, Call, Failure, IdType, Operation};
+use crate::core::brands::{self, Brand, Identifier, IdentifierKind, SessionUse};
+use crate::core::ids::UserId;
+use crate::core::otp::{self, Channel, Destination, IssueRequest};
+use crate::core::users;
+use crate::db::{capillary_sessions, now_ms, users as user_rows};
+use crate::error::{Error, Result};
 use crate::state::AppState;
 
-const OP: Operation = Operation::OtpGenerate;
+pub struct Input {
+    pub brand: Brand,
+    pub web: bool,
+    pub device_id: Option<String>,
+    pub identifier: Identifier,
+    pub session_id: String,
+}
 
-pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
-    let brand = capillary::brand(app, OP, &call.brand_name()?).await?;
+pub async fn call(state: &AppState, input: Input) -> Result<()> {
     let now = now_ms();
-    capillary::check_hash(&brand, call, now)?;
-    let device_id = call.device_id()?;
-    let id = call.identifier()?;
-    let session_id = call.session_id()?;
-    let session = app
-        .db
-        .run(move |c| Ok(capillary_sessions::find(c, &session_id)?))
-        .await
-        .map_err(|e| Failure::from_core(OP, e))?;
-    let session = capillary::check_session(session, call, &brand, device_id.as_deref(), &id, now)?;
-
+    let brand = input.brand;
+    let policy = brands::policy(&state.settings.otp, &brand);
+    let mut request = IssueRequest::new(String::new(), brands::PURPOSE, policy, Vec::new());
+    request.org_id = brand.org_id;
+    request.sms_template = brand.sms_template.clone();
+    request.limit_scope = Some(brands::limit_scope(&brand));
     let channels = brand.channels();
-    let destinations = match id.kind {
-        IdType::Mobile if channels.contains(&Channel::Sms) => vec![Destination {
-            channel: Channel::Sms,
-            address: format!("+{}", id.value),
-        }],
-        IdType::Email if channels.contains(&Channel::Email) => vec![Destination {
-            channel: Channel::Email,
-            address: id.value.clone(),
-        }],
-        IdType::Username => {
-            let user_id = session.user_id;
-            let user = app
-                .db
-                .run(move |c| match user_id {
-                    Some(u) => Ok(users::find_by_id(c, u)?),
-                    None => Ok(None),
-                })
-                .await
-                .map_err(|e| Failure::from_core(OP, e))?
-                .ok_or_else(|| Failure::of(1515))?;
-            super::auth::destinations(&user, &policy(app, &brand))
+    super::issuing(state, move |c, keys, templates| {
+        let session = capillary_sessions::find(c, &input.session_id)?;
+        let using = SessionUse {
+            web: input.web,
+            device_id: input.device_id.as_deref(),
+            identifier: &input.identifier,
+        };
+        let session = brands::check_session(session, &brand, &using, now)?;
+        let id = &input.identifier;
+        let destinations = match id.kind {
+            IdentifierKind::Mobile if channels.contains(&Channel::Sms) => vec![Destination {
+                channel: Channel::Sms,
+                address: format!("+{}", id.value),
+            }],
+            IdentifierKind::Email if channels.contains(&Channel::Email) => vec![Destination {
+                channel: Channel::Email,
+                address: id.value.clone(),
+            }],
+            IdentifierKind::Username => {
+                let user = match session.user_id {
+                    Some(u) => user_rows::find_by_id(c, u)?,
+                    None => None,
+                };
+                users::destinations(&user.ok_or(Error::UserNotFound)?, &request.policy)
+            }
+            _ => Vec::new(),
+        };
+        if destinations.is_empty() {
+            return Err(Error::NoDestination);
         }
-        _ => Vec::new(),
-    };
-    if destinations.is_empty() {
-        return Err(Failure::of(1540));
-    }
-    let request = IssueRequest {
-        subject: capillary::subject(&session.id),
-        purpose: capillary::PURPOSE,
-        user_id: session.user_id,
-        org_id: brand.org_id,
-        destinations,
-        device_id: None,
-        language: None,
-        sms_template: brand.sms_template.clone(),
-        reveal_code: false,
-        policy: policy(app, &brand),
-        limit_scope: Some(limit_scope(&brand)),
-    };
-    super::issue(app, request)
-        .await
-        .map_err(|e| Failure::from_core(OP, e))?;
-    Ok(capillary::success(json!({})))
-}
-
-/// The brand's policy: its code length, validity and retries; its OTP limit, or the
-/// gateway's (`otp.max_sends` per `otp.send_window_seconds`) when the brand has none,
-/// so that codes cannot be sent, and guessed, without end; no resend cooldown, which
-/// the Capillary contract does not have.
-fn policy(app: &AppState, brand: &Brand) -> Policy {
-    let mut p = Policy::from_settings(&app.settings.otp);
-    p.length = brand.otp_length as u32;
-    p.expiry_ms = brand.otp_validity_seconds * 1000;
-    p.max_attempts = brand.max_otp_retries;
-    p.cooldown_ms = 0;
-    p.channels = brand.channels();
-    if let Some((count, minutes)) = brand.otp_limit() {
-        p.max_sends = count;
-        p.send_window_ms = minutes * 60_000;
-    }
-    p
-}
-
-/// The brand's sends to an address count apart from other brands' and other APIs'.
-fn limit_scope(brand: &Brand) -> String {
-    format!("capillary:{}", brand.brand_key)
+        request.subject = brands::subject(&session.id);
+        request.user_id = session.user_id.map(UserId);
+        request.destinations = destinations;
+        otp::issue(c, keys, templates, request)?;
+        Ok(())
+    })
+    .await
 }

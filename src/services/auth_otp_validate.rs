@@ -1,71 +1,57 @@
-//! /auth/v1/otp/validate (and /web/): checks the code of an open session's latest
-//! OTP. A right code closes the session (in the same transaction that spends the
-//! code) and answers a USER token; on mobile also an AUTH key and the user block, on
-//! the web `key` and `user` are null. `otp` may be a string or a number (a
-//! number is padded with leading zeros to the brand's code length). The wrong code
-//! that uses up the retries (1518) ends the session.
+//! otp/validate: checks the code of an open session's latest OTP. A right code closes
+//! the session in the same transaction that spends the code. The wrong code that uses
+//! up the retries ends the session: a new code on it would bring fresh retries.
 
-use serde_json::{Value, json};
-
+use crate::core::brands::{self, Brand, BrandSession, Identifier, SessionUse};
+use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, VerifyRequest};
 use crate::db::{capillary_sessions, challenges, now_ms, users};
-use crate::dialects::capillary::protocol::{self as capillary, Call, Failure, Operation};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::state::AppState;
 
-const OP: Operation = Operation::OtpValidate;
+pub struct Input {
+    pub brand: Brand,
+    pub web: bool,
+    pub device_id: Option<String>,
+    pub identifier: Identifier,
+    pub session_id: String,
+    pub code: String,
+}
 
-pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
-    let brand = capillary::brand(app, OP, &call.brand_name()?).await?;
+pub struct Outcome {
+    /// The session the code was issued under, now closed.
+    pub session: BrandSession,
+    pub user_has_password: bool,
+}
+
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     let now = now_ms();
-    capillary::check_hash(&brand, call, now)?;
-    let device_id = call.device_id()?;
-    let id = call.identifier()?;
-    let session_id = call.session_id()?;
-    let f = call.fields()?;
-    let mut code = f
-        .text("otp")
-        .map_err(Failure::invalid)?
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Failure::invalid("otp is required."))?;
-    // A code sent as a number has lost its leading zeros: give them back.
-    if f.get("otp").is_some_and(Value::is_u64) {
-        code = format!("{code:0>width$}", width = brand.otp_length as usize);
-    }
-    if code.len() > 20 {
-        return Err(Failure::of(1506));
-    }
-
-    let sid = session_id.clone();
-    let session = app
-        .db
-        .run(move |c| Ok(capillary_sessions::find(c, &sid)?))
-        .await
-        .map_err(|e| Failure::from_core(OP, e))?;
-    let session = capillary::check_session(session, call, &brand, device_id.as_deref(), &id, now)?;
-
-    let keys = app.keys.clone();
-    let subject = capillary::subject(&session.id);
-    let user_id = session.user_id;
-    let outcome = app
+    let keys = state.keys.clone();
+    state
         .db
         .run(move |c| {
-            let Some(latest) = challenges::latest_for_subject(c, &subject, capillary::PURPOSE)?
-            else {
-                return Ok(Err(Failure::of(1537)));
+            let session = capillary_sessions::find(c, &input.session_id)?;
+            let using = SessionUse {
+                web: input.web,
+                device_id: input.device_id.as_deref(),
+                identifier: &input.identifier,
             };
+            let session = brands::check_session(session, &input.brand, &using, now)?;
+            let subject = brands::subject(&session.id);
+            let latest = challenges::latest_for_subject(c, &subject, brands::PURPOSE)?
+                .ok_or(Error::UnknownTransaction)?;
             let req = VerifyRequest {
-                transaction_id: latest.id,
-                code,
+                transaction_id: ChallengeId::from_stored(latest.id),
+                code: input.code,
                 device_id: None,
                 subject: Some(subject),
-                purposes: &[capillary::PURPOSE],
+                purposes: &[brands::PURPOSE],
                 allow_revalidate: false,
             };
+            let user_id = session.user_id;
             let verified = otp::verify_then(c, &keys, &req, |c, _| {
                 // A concurrent validation of the same session got there first.
-                if !capillary_sessions::mark_validated(c, &session_id, now_ms())? {
+                if !capillary_sessions::mark_validated(c, &session.id, now_ms())? {
                     return Err(Error::InvalidSession);
                 }
                 let user = match user_id {
@@ -75,52 +61,16 @@ pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
                 Ok(user.is_some_and(|u| u.password_hash.is_some()))
             });
             match verified {
-                Ok((_, with_password)) => Ok(Ok(with_password)),
-                Err(e) if e.is_server_fault() => Err(e),
-                // 1518 ends the session: a new code on it would bring fresh retries.
+                Ok((_, user_has_password)) => Ok(Outcome {
+                    session,
+                    user_has_password,
+                }),
                 Err(e @ (Error::WrongCode { remaining: 0 } | Error::TooManyAttempts)) => {
-                    capillary_sessions::end(c, &session_id, now_ms())?;
-                    Ok(Err(Failure::from_core(OP, e)))
+                    capillary_sessions::end(c, &session.id, now_ms())?;
+                    Err(e)
                 }
-                Err(e) => Ok(Err(Failure::from_core(OP, e))),
+                Err(e) => Err(e),
             }
         })
         .await
-        .map_err(|e| Failure::from_core(OP, e))?;
-    let with_password = outcome?;
-
-    let now = now_ms();
-    let token = capillary::sign(
-        app,
-        OP,
-        &session,
-        &brand,
-        "USER",
-        now,
-        brand.token_validity_seconds,
-    )?;
-    if call.web {
-        return Ok(capillary::success(json!({
-            "auth": {"token": token, "key": null},
-            "user": null,
-        })));
-    }
-    let key = capillary::sign(
-        app,
-        OP,
-        &session,
-        &brand,
-        "AUTH",
-        now,
-        brand.key_validity_seconds,
-    )?;
-    Ok(capillary::success(json!({
-        "auth": {"token": token, "key": key},
-        "user": {
-            "appRegistered": session.user_id.is_some(),
-            "sessionId": null,
-            "role": "USER",
-            "userRegisteredForPassword": with_password,
-        },
-    })))
 }

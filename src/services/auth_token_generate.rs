@@ -1,73 +1,63 @@
-//! /auth/v1/token/generate (and /web/): opens a session for an identifier of a brand
-//! and answers its sessionId with a VIEW token. A USERNAME must be a directory user;
-//! a MOBILE or EMAIL need not be (`appRegistered` says whether it is).
+//! token/generate: opens a session for an identifier of a brand. A login name must be
+//! a directory user's; a mobile number or e-mail address need not be (the outcome says
+//! whether it is).
 
-use serde_json::{Value, json};
-
-use crate::db::capillary_sessions::{self, CapSession};
-use crate::db::{now_ms, users};
-use crate::dialects::capillary::protocol::{self as capillary, Call, Failure, IdType, Operation};
+use crate::core::brands::{Brand, BrandSession, Identifier, IdentifierKind};
+use crate::db::{capillary_sessions, now_ms, users};
+use crate::error::{Error, Result};
 use crate::state::AppState;
 
-const OP: Operation = Operation::TokenGenerate;
+pub struct Input {
+    pub brand: Brand,
+    /// Opened on the web routes: usable only there, and bound to no device.
+    pub web: bool,
+    pub device_id: Option<String>,
+    pub identifier: Identifier,
+}
 
-pub async fn call(app: &AppState, call: &Call) -> Result<Value, Failure> {
-    let brand = capillary::brand(app, OP, &call.brand_name()?).await?;
-    let device_id = call.device_id()?;
-    let id = call.identifier()?;
+pub struct Outcome {
+    pub session: BrandSession,
+    pub user_registered: bool,
+    pub user_has_password: bool,
+}
+
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     let now = now_ms();
-    let session = CapSession {
+    let id = input.identifier;
+    let session = BrandSession {
         id: format!("P-{}", uuid::Uuid::new_v4()),
-        brand_key: brand.brand_key.clone(),
-        web: call.web,
+        brand_key: input.brand.brand_key.clone(),
+        web: input.web,
         identifier_type: id.kind.as_str().to_string(),
         identifier_value: id.value.clone(),
-        device_id,
+        device_id: input.device_id,
         user_id: None,
         created_at: now,
-        expires_at: now + brand.session_validity_seconds * 1000,
+        expires_at: now + input.brand.session_validity_seconds * 1000,
         validated_at: None,
     };
-    let opened = app
+    state
         .db
         .run(move |c| {
             let user = match id.kind {
-                IdType::Mobile => users::find_by_mobile_digits(c, &id.value)?,
-                IdType::Email => users::find_by_email(c, &id.value)?,
-                IdType::Username => users::find_by_login(c, &id.value)?,
+                IdentifierKind::Mobile => users::find_by_mobile_digits(c, &id.value)?,
+                IdentifierKind::Email => users::find_by_email(c, &id.value)?,
+                IdentifierKind::Username => users::find_by_login(c, &id.value)?,
             };
-            if id.kind == IdType::Username && user.is_none() {
-                return Ok(None);
+            // Only a login name that is nobody's opens no session.
+            if id.kind == IdentifierKind::Username && user.is_none() {
+                return Err(Error::UserNotFound);
             }
-            let session = CapSession {
+            let session = BrandSession {
                 user_id: user.as_ref().map(|u| u.id),
                 ..session
             };
             capillary_sessions::insert(c, &session)?;
-            Ok(Some((session, user)))
+            Ok(Outcome {
+                session,
+                user_registered: user.is_some(),
+                user_has_password: user.is_some_and(|u| u.password_hash.is_some()),
+            })
         })
         .await
-        .map_err(|e| Failure::from_core(OP, e))?;
-    // Only a USERNAME that is nobody's opens no session.
-    let Some((session, user)) = opened else {
-        return Err(Failure::of(1515));
-    };
-    let token = capillary::sign(
-        app,
-        OP,
-        &session,
-        &brand,
-        "VIEW",
-        now,
-        brand.session_validity_seconds,
-    )?;
-    Ok(capillary::success(json!({
-        "auth": {"token": token, "key": null},
-        "user": {
-            "appRegistered": user.is_some(),
-            "sessionId": session.id,
-            "role": "VIEW",
-            "userRegisteredForPassword": user.is_some_and(|u| u.password_hash.is_some()),
-        },
-    })))
 }

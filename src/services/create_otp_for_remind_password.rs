@@ -1,61 +1,58 @@
 //! CreateOtpForRemindPassword: an SMS code to the mobile of a directory user named by
-//! UserName (login name or e-mail), under the user's organisation policy. The code is
-//! then checked with ValidateTwoFactorSmsOtp (IsReturnChangeRequestId for the
-//! PasswordChangeRequestId).
+//! login name or e-mail, under the user's organisation policy. The code is then
+//! checked with ValidateTwoFactorSmsOtp (with a password change request id).
 
-use futures_util::future::BoxFuture;
-use serde_json::Value;
-
-use super::{Reply, auth};
+use crate::core::ids::{ChallengeId, UserId};
 use crate::core::mask;
-use crate::core::otp::{Channel, IssueRequest, Policy};
-use crate::db::{now_ms, users};
-use crate::dialects::twofactor::dto::{self as twofactor, Created, REMIND_PASSWORD};
+use crate::core::otp::{self, Channel, IssueRequest, Policy};
+use crate::core::users;
+use crate::db::{now_ms, users as user_rows};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::wire::fields::Fields;
 
-pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
-    Box::pin(
-        async move { twofactor::answer(REMIND_PASSWORD, &params, None, |f| run(&app, f)).await },
-    )
+pub struct Input {
+    pub login: String,
 }
 
-async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
-    let login = f.required_text("UserName")?;
-    let user = app
+pub struct Outcome {
+    pub numeric_id: i64,
+    pub transaction_id: ChallengeId,
+    pub reference: String,
+    pub remaining_seconds: i64,
+    /// The number the SMS goes to, masked as ValidateTwoFactorSmsOtp will show it.
+    pub phone_masked: String,
+}
+
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
+    let login = input.login;
+    let user = state
         .db
-        .run(move |c| Ok(users::find_by_login(c, &login)?))
+        .run(move |c| Ok(user_rows::find_by_login(c, &login)?))
         .await?
         .ok_or(Error::UserNotFound)?;
-    let mut policy = Policy::for_org(&app.settings, user.org_id);
+    let mut policy = Policy::for_org(&state.settings, user.org_id);
     policy.channels = vec![Channel::Sms];
-    let destinations = auth::destinations(&user, &policy);
-    if destinations.is_empty() {
+    let destinations = users::destinations(&user, &policy);
+    let Some(first) = destinations.first() else {
         return Err(Error::NoDestination);
-    }
-    // Masked as ValidateTwoFactorSmsOtp will show it: the number the SMS goes to.
-    let masked = mask::phone(&destinations[0].address);
-    let request = IssueRequest {
-        subject: format!("user:{}", user.id),
-        purpose: "remind_password",
-        user_id: Some(user.id),
-        org_id: user.org_id,
-        destinations,
-        device_id: None,
-        language: None,
-        sms_template: None,
-        reveal_code: false,
-        policy,
-        limit_scope: None,
     };
-    let issued = super::issue(app, request).await?;
-    Ok(twofactor::remind_password_response(&Created {
-        id: issued.numeric_id,
-        otp_id_reference: issued.transaction_id,
-        reference_code: issued.reference,
-        otp_code: None,
+    let phone_masked = mask::phone(&first.address);
+    let request = IssueRequest::new(
+        format!("user:{}", user.id),
+        "remind_password",
+        policy,
+        destinations,
+    )
+    .for_user(UserId(user.id), user.org_id);
+    let issued = super::issuing(state, move |c, keys, templates| {
+        otp::issue(c, keys, templates, request)
+    })
+    .await?;
+    Ok(Outcome {
+        numeric_id: issued.numeric_id,
+        transaction_id: issued.transaction_id,
+        reference: issued.reference,
         remaining_seconds: ((issued.expires_at - now_ms()) / 1000).max(0),
-        gsm_number: masked,
-    }))
+        phone_masked,
+    })
 }

@@ -1,61 +1,54 @@
-//! CreateTwoFactorSmsOtp: an SMS code for a customer (UserId) to a GsmNumber, under a
-//! stored TwoFactorConfiguration whose limits the request may override.
-//!
-//! Units: MaxSMSInterval and OtpExpirationPeriod are minutes. MaxSMSCount sends per
-//! GsmNumber within MaxSMSInterval, counted in the database. A request's limits only
-//! tighten the configuration's. `Source` is accepted and not used.
+//! CreateTwoFactorSmsOtp: an SMS code for a customer to a phone number, under a stored
+//! OTP configuration (or the gateway's defaults) whose limits the request may narrow,
+//! never loosen: the route is open, and a caller must not lift the limits its operator
+//! set. Sends per number are counted in the database.
 
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use serde_json::Value;
-
-use super::Reply;
+use crate::core::ids::ChallengeId;
 use crate::core::mask;
-use crate::core::otp::{Channel, Destination, IssueRequest, Policy};
+use crate::core::otp::{self, Channel, Destination, IssueRequest, Policy};
 use crate::db::{now_ms, twofactor_configs};
-use crate::dialects::twofactor::dto::{self as twofactor, CREATE, Created};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::wire::fields::Fields;
 
-pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
-    Box::pin(async move {
-        // Failures name the number masked, when it is one.
-        let gsm = Fields::new("the request", &params)
-            .and_then(|f| twofactor::gsm_number(&f, "GsmNumber"))
-            .ok()
-            .map(|g| mask::phone(&g));
-        twofactor::answer(CREATE, &params, gsm, |f| run(&app, f)).await
-    })
+pub struct Input {
+    /// The customer: a canonical GUID.
+    pub customer: String,
+    pub phone: String,
+    /// A stored configuration; None uses the gateway's defaults.
+    pub configuration_id: Option<i64>,
+    pub max_sends: Option<i64>,
+    pub send_window_minutes: Option<i64>,
+    pub expiry_minutes: Option<i64>,
+    /// Wait for the provider to take the message, and say so if none did.
+    pub wait_for_delivery: bool,
 }
 
-async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
-    let user_id =
-        twofactor::guid(&f, "UserId")?.ok_or_else(|| Error::invalid("UserId is required."))?;
-    let gsm = twofactor::gsm_number(&f, "GsmNumber")?;
-    let config_id = f.int("TwoFactorConfigurationId")?.unwrap_or(0);
-    let max_count = twofactor::limit(&f, "MaxSMSCount", 1..=1000)?;
-    let interval_min = twofactor::limit(&f, "MaxSMSInterval", 1..=1440)?;
-    let expiry_min = twofactor::limit(&f, "OtpExpirationPeriod", 1..=1440)?;
-    let is_sync = f.bool("IsSync")?.unwrap_or(false);
-    f.text("Source")?;
-    if config_id < 0 {
-        return Err(Error::invalid(
-            "TwoFactorConfigurationId must not be negative.",
-        ));
-    }
+pub struct Outcome {
+    pub numeric_id: i64,
+    pub transaction_id: ChallengeId,
+    pub reference: String,
+    /// The code, when the configuration hands it back to the caller.
+    pub code: Option<String>,
+    pub remaining_seconds: i64,
+    pub phone_masked: String,
+    /// A synchronous send that no provider accepted: the OTP exists all the same.
+    pub delivery_failed: bool,
+}
 
-    let config = match config_id {
-        0 => None,
-        id => Some(
-            app.db
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
+    let config = match input.configuration_id {
+        None => None,
+        Some(id) => Some(
+            state
+                .db
                 .run(move |c| twofactor_configs::find(c, id)?.ok_or(Error::ConfigurationNotFound))
                 .await?,
         ),
     };
     // The configuration's settings, or the gateway's defaults; then the request's.
-    let mut policy = Policy::from_settings(&app.settings.otp);
+    let mut policy = Policy::from_settings(&state.settings.otp);
     policy.channels = vec![Channel::Sms];
     if let Some(c) = &config {
         policy.length = c.code_length as u32;
@@ -64,52 +57,49 @@ async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
         policy.max_sends = c.max_sms_count;
         policy.send_window_ms = c.max_sms_interval_seconds * 1000;
     }
-    // The request's limits narrow the configuration's, never loosen them: the route
-    // is open, and a caller must not lift the limits its operator set.
     let policy = policy.narrowed(
-        max_count,
-        interval_min.map(|m| m * 60_000),
-        expiry_min.map(|m| m * 60_000),
+        input.max_sends,
+        input.send_window_minutes.map(|m| m * 60_000),
+        input.expiry_minutes.map(|m| m * 60_000),
     );
-
-    let request = IssueRequest {
-        subject: format!("customer:{user_id}"),
-        purpose: "twofactor",
-        user_id: None,
-        org_id: 0,
-        destinations: vec![Destination {
-            channel: Channel::Sms,
-            address: gsm.clone(),
-        }],
-        device_id: None,
-        language: None,
-        sms_template: config.as_ref().and_then(|c| c.sms_template.clone()),
-        reveal_code: config.as_ref().is_some_and(|c| c.return_code),
+    let destination = Destination {
+        channel: Channel::Sms,
+        address: input.phone.clone(),
+    };
+    let mut request = IssueRequest::new(
+        format!("customer:{}", input.customer),
+        "twofactor",
         policy,
-        limit_scope: None,
-    };
-    let issued = super::issue(app, request).await?;
-    let mut created = Created {
-        id: issued.numeric_id,
-        otp_id_reference: issued.transaction_id,
-        reference_code: issued.reference,
-        otp_code: issued.code,
-        remaining_seconds: 0,
-        gsm_number: mask::phone(&gsm),
-    };
-    let waited = match is_sync {
+        vec![destination],
+    );
+    request.sms_template = config.as_ref().and_then(|c| c.sms_template.clone());
+    request.reveal_code = config.as_ref().is_some_and(|c| c.return_code);
+    let issued = super::issuing(state, move |c, keys, templates| {
+        otp::issue(c, keys, templates, request)
+    })
+    .await?;
+    let delivered = match input.wait_for_delivery {
         true => {
-            crate::delivery::wait_for_outcome(&app.db, &issued.outbox_ids, Duration::from_secs(15))
-                .await
+            crate::delivery::wait_for_outcome(
+                &state.db,
+                &issued.outbox_ids,
+                Duration::from_secs(15),
+            )
+            .await
         }
         false => Ok(()),
     };
-    created.remaining_seconds = ((issued.expires_at - now_ms()) / 1000).max(0);
-    if let Err(reason) = waited {
+    if let Err(reason) = &delivered {
         // The reason names providers and server details: for the log, not the caller.
-        tracing::warn!(otp_id = created.id, %reason, "synchronous SMS send failed");
-        let e = Error::DeliveryFailed("no SMS provider accepted the message.".into());
-        return Ok(twofactor::create_send_failed(&created, &e.to_string()));
+        tracing::warn!(otp_id = issued.numeric_id, %reason, "synchronous SMS send failed");
     }
-    Ok(twofactor::create_response(&created))
+    Ok(Outcome {
+        numeric_id: issued.numeric_id,
+        transaction_id: issued.transaction_id,
+        reference: issued.reference,
+        code: issued.code,
+        remaining_seconds: ((issued.expires_at - now_ms()) / 1000).max(0),
+        phone_masked: mask::phone(&input.phone),
+        delivery_failed: delivered.is_err(),
+    })
 }

@@ -1,96 +1,90 @@
-//! LoginApp: log in with an OTP (AuthType OTP: TransactionID + the code in Password +
-//! DeviceId) or with a password (AuthType FORM). Success answers the user document
-//! of seed 001, with the new session token in `UserLicenseDetails.SessionId`.
+//! LoginApp: log in with a one-time code (the transaction it was issued under and the
+//! code, from the device it was issued for) or with a password. Answers the user, the
+//! policy that applies to them and a new session.
 
-use futures_util::future::BoxFuture;
-use serde_json::Value;
-
-use super::{Reply, auth};
+use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, Policy, VerifyRequest};
+use crate::core::users::User;
+use crate::core::{login, sessions};
 use crate::db::users;
-use crate::dialects::summit::user_document as user_details;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::wire::fields::Fields;
 
-pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
-    Box::pin(async move { run(&app, &params).await })
+pub enum Input {
+    Code {
+        transaction_id: ChallengeId,
+        code: String,
+        device_id: Option<String>,
+    },
+    Password {
+        login: String,
+        password: String,
+        device_id: Option<String>,
+    },
 }
 
-async fn run(app: &AppState, params: &Value) -> Result<Reply> {
-    let p = Fields::new("objCommonParameters", params)?;
-    let proxy = p.required_object("_ProxyDetails")?;
-    let auth_type = proxy.required_text("AuthType")?;
-    let device = proxy
-        .text("DeviceId")?
-        .map(|d| d.trim().to_string())
-        .filter(|d| !d.is_empty());
-    let sessions = app.settings.session.clone();
+pub struct Outcome {
+    pub user: User,
+    pub policy: Policy,
+    pub session_token: String,
+}
 
-    let (user, token) = match auth_type.trim().to_ascii_uppercase().as_str() {
-        "OTP" | "LOGIN_OTP" => {
-            let txn = proxy.required_text("TransactionID")?;
-            let code = proxy.required_text("Password")?;
-            let transaction_id = app
-                .plain_field(&txn, |s| uuid::Uuid::try_parse(s).is_ok())
-                // Any spelling of a GUID (.NET's D, N, B or P forms) names the same one.
-                .and_then(|s| uuid::Uuid::try_parse(&s).ok())
-                .map(|u| u.hyphenated().to_string())
-                .ok_or(Error::UnknownTransaction)?;
-            // A code the client sent encrypted is decrypted; anything else is compared as given.
-            let code = app
-                .plain_field(&code, |s| {
-                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-                })
-                .unwrap_or(code);
-            let keys = app.keys.clone();
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
+    let session_settings = state.settings.session.clone();
+    let (user, session_token) = match input {
+        Input::Code {
+            transaction_id,
+            code,
+            device_id,
+        } => {
+            let keys = state.keys.clone();
             let req = VerifyRequest {
                 transaction_id,
                 code,
-                device_id: device.clone(),
+                device_id,
                 subject: None,
                 purposes: &["login", "second_factor"],
                 allow_revalidate: false,
             };
-            app.db
+            state
+                .db
                 .run(move |c| {
                     let (_, login) = otp::verify_then(c, &keys, &req, |c, verified| {
                         let user = match verified.user_id {
-                            Some(id) => users::find_by_id(c, id)?,
+                            Some(id) => users::find_by_id(c, id.0)?,
                             None => None,
                         };
                         // A code issued for no user (a bare phone number) logs nobody in.
                         let user = user.ok_or(Error::UnknownTransaction)?;
                         let device = req.device_id.as_deref();
-                        let token = crate::core::sessions::create(c, user.id, device, &sessions)?;
+                        let token = sessions::create(c, user.id, device, &session_settings)?;
                         Ok((user, token))
                     })?;
                     Ok(login)
                 })
                 .await?
         }
-        "FORM" => {
-            let login = proxy.required_text("UserName")?;
-            let password = proxy.required_text("Password")?;
-            let user = auth::password_login(app, &login, &password).await?;
+        Input::Password {
+            login,
+            password,
+            device_id,
+        } => {
+            let s = &state.settings;
+            let user =
+                login::password_login(&state.db, &state.passwords, &s.login, &login, &password)
+                    .await?;
             let id = user.id;
-            let token = app
+            let token = state
                 .db
-                .run(move |c| crate::core::sessions::create(c, id, device.as_deref(), &sessions))
+                .run(move |c| sessions::create(c, id, device_id.as_deref(), &session_settings))
                 .await?;
             (user, token)
         }
-        other => {
-            return Err(Error::invalid(format!(
-                "AuthType '{other}' is not supported by LoginApp: use OTP (TransactionID and the code in Password) or FORM (UserName and Password)."
-            )));
-        }
     };
-    let policy = Policy::for_org(&app.settings, user.org_id);
-    Ok(Reply::Document(user_details::document(
-        &user,
-        &policy,
-        &app.settings,
-        &token,
-    )))
+    let policy = Policy::for_org(&state.settings, user.org_id);
+    Ok(Outcome {
+        user,
+        policy,
+        session_token,
+    })
 }

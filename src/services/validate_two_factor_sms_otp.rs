@@ -1,87 +1,79 @@
-//! ValidateTwoFactorSmsOtp: checks a code, by OtpIdReference or OtpId. With a UserId,
-//! only that customer's OTPs are found. IsReValidate lets an OTP that was already
-//! validated be validated again with its code while it has not expired;
-//! IsReturnChangeRequestId hands back a PasswordChangeRequestId. `Email` is accepted
-//! and not used.
+//! ValidateTwoFactorSmsOtp: checks a code, by the OTP's transaction id or its numeric
+//! id. With a customer, only that customer's OTPs are found. Re-validation lets an OTP
+//! that was already validated be validated again with its code while it has not
+//! expired; a password change request id may be handed back.
 
-use futures_util::future::BoxFuture;
-use serde_json::Value;
-
-use super::Reply;
+use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, VerifyRequest};
 use crate::db::challenges;
-use crate::dialects::twofactor::dto::{self as twofactor, VALIDATE};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::wire::fields::Fields;
 
-pub fn call(app: AppState, params: Value) -> BoxFuture<'static, Result<Reply>> {
-    Box::pin(async move { twofactor::answer(VALIDATE, &params, None, |f| run(&app, f)).await })
+/// How the request names the OTP.
+pub enum OtpRef {
+    Transaction(ChallengeId),
+    /// The sequential numeric id: only with a customer, or anyone could spend other
+    /// customers' attempts.
+    Numeric {
+        id: i64,
+        customer: String,
+    },
 }
 
-async fn run(app: &AppState, f: Fields<'_>) -> Result<twofactor::Dto> {
-    let customer = twofactor::guid(&f, "UserId")?;
-    f.text("Email")?;
-    let reference = f.text("OtpIdReference")?;
-    let otp_id = f.int("OtpId")?.filter(|n| *n != 0);
-    let code = f.required_text("OtpCode")?;
-    let revalidate = f.bool("IsReValidate")?.unwrap_or(false);
-    let want_change_id = f.bool("IsReturnChangeRequestId")?.unwrap_or(false);
-    let reference = match reference {
-        Some(r) => Some(
-            uuid::Uuid::try_parse(r.trim())
-                .map_err(|_| Error::invalid("OtpIdReference must be a GUID."))?
-                .hyphenated()
-                .to_string(),
-        ),
-        None => None,
+pub struct Input {
+    /// The customer (canonical GUID), when the request names one.
+    pub customer: Option<String>,
+    pub otp: OtpRef,
+    pub code: String,
+    pub allow_revalidate: bool,
+    pub want_change_request_id: bool,
+}
+
+pub struct Outcome {
+    pub destination_masked: String,
+    pub change_request_id: Option<String>,
+}
+
+pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
+    let keys = state.keys.clone();
+    let customer = match (&input.otp, input.customer) {
+        (OtpRef::Numeric { customer, .. }, _) => Some(customer.clone()),
+        (OtpRef::Transaction(_), customer) => customer,
     };
-    if reference.is_none() && otp_id.is_none() {
-        return Err(Error::invalid("OtpIdReference or OtpId is required."));
-    }
-    // Numeric ids are sequential: found by one, the OTP must also be the caller's, or
-    // anyone could spend other customers' attempts.
-    if reference.is_none() && customer.is_none() {
-        return Err(Error::invalid(
-            "UserId is required when the OTP is named by OtpId.",
-        ));
-    }
-    let keys = app.keys.clone();
-    let (verified, change_id) = app
+    let (verified, change_request_id) = state
         .db
         .run(move |c| {
-            let transaction_id = match (reference, otp_id) {
-                (Some(r), _) => r,
-                (None, Some(n)) => {
-                    challenges::find_by_numeric_id(c, n)?
+            let transaction_id = match input.otp {
+                OtpRef::Transaction(id) => id,
+                OtpRef::Numeric { id, .. } => ChallengeId::from_stored(
+                    challenges::find_by_numeric_id(c, id)?
                         .ok_or(Error::UnknownTransaction)?
-                        .id
-                }
-                (None, None) => return Err(Error::UnknownTransaction),
+                        .id,
+                ),
             };
             let req = VerifyRequest {
                 transaction_id,
-                code,
+                code: input.code,
                 device_id: None,
                 subject: customer.map(|u| format!("customer:{u}")),
                 purposes: &["twofactor", "remind_password"],
-                allow_revalidate: revalidate,
+                allow_revalidate: input.allow_revalidate,
             };
             otp::verify_then(c, &keys, &req, |c, v| {
-                if !want_change_id {
+                if !input.want_change_request_id {
                     return Ok(None);
                 }
                 let proposed = uuid::Uuid::new_v4().to_string();
                 Ok(Some(challenges::change_request_id(
                     c,
-                    &v.transaction_id,
+                    v.transaction_id.as_str(),
                     &proposed,
                 )?))
             })
         })
         .await?;
-    Ok(twofactor::validate_response(
-        &verified.destination_masked,
-        change_id,
-    ))
+    Ok(Outcome {
+        destination_masked: verified.destination_masked,
+        change_request_id,
+    })
 }

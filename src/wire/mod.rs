@@ -2,6 +2,7 @@
 //! JSON parsing as legacy clients write it, the tolerant field reader, and the XML codec.
 
 pub mod fields;
+pub mod routes;
 pub mod xml;
 
 use actix_web::HttpRequest;
@@ -68,6 +69,17 @@ impl Format {
             (false, true) => Some(Format::Xml),
             _ => None,
         }
+    }
+}
+
+/// The HTTP status every dialect answers an error with: business outcomes 200 (the
+/// failure is in the dialect's own shape), a busy server 503, an internal fault 500.
+pub fn fault_status(e: &crate::error::Error) -> actix_web::http::StatusCode {
+    use actix_web::http::StatusCode;
+    match e {
+        crate::error::Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_server_fault() => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::OK,
     }
 }
 

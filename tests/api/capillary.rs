@@ -4,12 +4,13 @@
 
 use diesel::prelude::*;
 use otpgate::cli::{BrandSettings, save_brand};
+use otpgate::core::brands;
 use otpgate::db::capillary_sessions::{self, CapSession};
 use otpgate::db::schema::capillary_sessions as sessions_t;
 use otpgate::db::{challenges, now_ms};
-use otpgate::dialects::capillary::protocol::{
-    self as cap, Claims, jwt_key, payload_hash, verify_token,
-};
+use otpgate::dialects::capillary::codes as cap;
+use otpgate::dialects::capillary::hash::payload_hash;
+use otpgate::dialects::capillary::tokens::{Claims, jwt_key, verify_token};
 use serde_json::{Value, json};
 
 use crate::both;
@@ -47,11 +48,17 @@ impl TestApp {
 
     /// The code of a session's latest OTP, from the delivery sink.
     async fn cap_code(&self, session_id: &str, channel: &str) -> String {
-        let subject = cap::subject(session_id);
+        let subject = brands::subject(session_id);
         let id = self
             .app
             .db
-            .run(move |c| Ok(challenges::latest_for_subject(c, &subject, cap::PURPOSE)?))
+            .run(move |c| {
+                Ok(challenges::latest_for_subject(
+                    c,
+                    &subject,
+                    brands::PURPOSE,
+                )?)
+            })
             .await
             .unwrap()
             .expect("an OTP was generated")
@@ -717,7 +724,7 @@ async fn sessions_expire(b: Backend) {
     app.cap(&route(false, "otp/generate"), req.clone()).await;
     let first = app.cap_code(&sid, "sms").await;
     // A code past its validity: generate again.
-    let subject = cap::subject(&sid);
+    let subject = brands::subject(&sid);
     app.app
         .db
         .run(move |c| {

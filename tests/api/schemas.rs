@@ -170,7 +170,7 @@ fn the_openapi_document_lists_every_route_the_app_serves() {
                 .map(move |m| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let served: BTreeSet<(String, String)> = otpgate::startup::ROUTES
+    let served: BTreeSet<(String, String)> = otpgate::startup::routes()
         .iter()
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
@@ -248,7 +248,7 @@ async fn schemas_and_the_openapi_document_are_served(b: Backend) {
         .request(reqwest::Method::POST, "/openapi.json", &[], String::new())
         .await;
     assert_eq!(a.status, 405);
-    for r in otpgate::startup::ROUTES {
+    for r in otpgate::startup::routes() {
         let path = r.path.replace("{path}", "README.md");
         let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap();
         let a = app

@@ -410,12 +410,17 @@ async fn superseding_cancels_queued_messages(b: Backend) {
         rows,
         vec![
             (
-                Some(first.transaction_id),
+                Some(first.transaction_id.into_string()),
                 "cancelled".into(),
                 Some("cancelled: a newer code superseded it".into()),
                 false
             ),
-            (Some(second.transaction_id), "queued".into(), None, true),
+            (
+                Some(second.transaction_id.into_string()),
+                "queued".into(),
+                None,
+                true
+            ),
         ]
     );
 }

@@ -4,22 +4,37 @@
 //!
 //! Every answer, errors included, is `{"status":{"success","code","message"}}` (plus
 //! `auth` and `user` where the operation has them). Business failures answer HTTP 200
-//! with their 15xx code; transport faults keep the shape with the HTTP status as the
-//! code (404, 405, 413) or 1519 (HTTP 400, an unreadable body); faults of the server
-//! answer 500/503 with the operation's 1502/1503/1504. See schemas/capillary/codes.md.
+//! with their 15xx code (codes.rs); transport faults keep the shape with the HTTP
+//! status as the code (404, 405, 413) or 1519 (HTTP 400, an unreadable body); faults of
+//! the server answer 500/503 with the operation's 1502/1503/1504.
 
-pub mod protocol;
+pub mod codes;
+pub mod hash;
+mod operations;
+pub mod request;
+pub mod tokens;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::FutureExt;
 use serde_json::{Value, json};
 
-use crate::dialects::capillary::protocol::{Call, CapHeaders, Failure, Operation};
-use crate::services::{auth_otp_generate, auth_otp_validate, auth_token_generate};
+use self::codes::{Failure, Operation};
+use self::request::{Call, CapHeaders};
+use crate::error::Error;
+use crate::services;
 use crate::state::AppState;
-use crate::wire::{BodyError, read_body};
+use crate::wire::routes::Route;
+use crate::wire::{BodyError, json_object, read_body};
+
+pub const ROUTES: &[Route] = &[
+    Route::post_suffix("/auth/v1/token/generate"),
+    Route::post_suffix("/auth/v1/otp/generate"),
+    Route::post_suffix("/auth/v1/otp/validate"),
+    Route::post_suffix("/auth/v1/web/token/generate"),
+    Route::post_suffix("/auth/v1/web/otp/generate"),
+    Route::post_suffix("/auth/v1/web/otp/validate"),
+];
 
 const AREA: &str = "/auth/v1";
 
@@ -60,13 +75,6 @@ fn transport(status: StatusCode, message: &str) -> HttpResponse {
     )
 }
 
-fn failed(f: &Failure) -> HttpResponse {
-    answer(
-        StatusCode::from_u16(f.http).unwrap_or(StatusCode::OK),
-        &f.body(),
-    )
-}
-
 fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get(name)
@@ -75,7 +83,8 @@ fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
+/// Everything under /auth/v1: the operations, other paths (404) and methods (405).
+pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
     let Some((op, web)) = operation(req.path()) else {
         return transport(
             StatusCode::NOT_FOUND,
@@ -91,7 +100,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> 
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return r;
     }
-    let limit = app.settings.max_body_bytes;
+    let limit = state.settings.max_body_bytes;
     let body = match read_body(&req, payload, limit).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -105,7 +114,12 @@ pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> 
             return answer(StatusCode::BAD_REQUEST, &f.body());
         }
     };
-    let body = match decode(&body, app.settings.max_depth) {
+    let decoded = if body.iter().all(u8::is_ascii_whitespace) {
+        Err("The request body is empty.".to_string())
+    } else {
+        json_object(&body, state.settings.max_depth)
+    };
+    let body = match decoded {
         Ok(v) => v,
         Err(reason) => {
             return answer(StatusCode::BAD_REQUEST, &Failure::invalid(reason).body());
@@ -120,56 +134,26 @@ pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> 
             mobile: header_text(&req, "cap_mobile"),
         },
     };
-    let started = std::time::Instant::now();
-    let app = app.get_ref().clone();
-    let run = async {
-        match op {
-            Operation::TokenGenerate => auth_token_generate::call(&app, &call).await,
-            Operation::OtpGenerate => auth_otp_generate::call(&app, &call).await,
-            Operation::OtpValidate => auth_otp_validate::call(&app, &call).await,
-        }
-    };
+    let run = async { Ok(operations::run(state.get_ref(), op, &call).await) };
+    let (result, elapsed_ms) = services::contained(run).await;
     // A panic inside an operation is a fault of the server, not a dropped connection.
-    let result = std::panic::AssertUnwindSafe(run)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            Err(Failure::from_core(
-                op,
-                crate::error::Error::internal("the operation panicked"),
-            ))
-        });
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
-        Ok(v) => {
-            tracing::info!(
-                operation = op.name(),
-                web,
-                code = 200,
-                elapsed_ms,
-                "capillary request"
-            );
-            answer(StatusCode::OK, &v)
-        }
-        Err(f) => {
-            tracing::info!(
-                operation = op.name(),
-                web,
-                code = f.code,
-                elapsed_ms,
-                "capillary request"
-            );
-            failed(&f)
-        }
-    }
-}
-
-/// The body as a JSON object.
-fn decode(body: &[u8], max_depth: usize) -> Result<Value, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err("The request body is empty.".into());
-    }
-    crate::wire::json_object(body, max_depth)
+    let result = result.unwrap_or_else(|e: Error| Err(Failure::from_core(op, e)));
+    let (status, body, code) = match &result {
+        Ok(v) => (StatusCode::OK, v.clone(), 200),
+        Err(f) => (
+            StatusCode::from_u16(f.http).unwrap_or(StatusCode::OK),
+            f.body(),
+            f.code,
+        ),
+    };
+    tracing::info!(
+        operation = op.name(),
+        web,
+        code,
+        elapsed_ms,
+        "capillary request"
+    );
+    answer(status, &body)
 }
 
 #[cfg(test)]

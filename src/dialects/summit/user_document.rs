@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Settings;
 use crate::core::otp::Policy;
-use crate::db::users::User;
+use crate::core::users::User;
 
 /// Profile fields a user record may set, with the value used when it does not.
 pub const PROFILE_DEFAULTS: &[(&str, Option<&str>)] = &[

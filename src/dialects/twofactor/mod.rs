@@ -1,86 +1,144 @@
-//! The ASP.NET Web API TwoFactor controller: POST {any prefix}/api/TwoFactor/{operation}.
+//! The ASP.NET Web API TwoFactor controller: POST {any prefix}/api/TwoFactor/{action}.
 //!
 //! Bodies: JSON (`application/json`, `text/json`), XML (`application/xml`, `text/xml`;
 //! any member order, with or without the BusinessLayer.Dto.Request namespace) or
-//! `application/x-www-form-urlencoded`. Answers as Json.NET writes them (members in
-//! declaration order, the Code enum as its number) or as DataContractSerializer does
-//! (root named after the DTO, the BusinessLayer.Dto.Response namespace, members in
-//! ordinal order, enums by member name, null as `i:nil="true"`): XML when the request
-//! was XML or Accept asks for it. Unknown operations and other methods answer Web
-//! API's own `{"Message": …}` errors.
+//! `application/x-www-form-urlencoded` (request.rs). Answers as Json.NET writes them
+//! (members in declaration order, the Code enum as its number) or as
+//! DataContractSerializer does (root named after the DTO, the
+//! BusinessLayer.Dto.Response namespace, members in ordinal order, enums by member
+//! name, null as `i:nil="true"`): XML when the request was XML or Accept asks for it
+//! (dto.rs). Every core error has its Code (errors.rs). Unknown actions and other
+//! methods answer Web API's own `{"Message": …}` errors.
 
 pub mod dto;
+pub mod errors;
+mod request;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use self::dto::{self as twofactor, Dto};
-use crate::error::Error;
-use crate::services::{self, Reply};
+pub use self::dto::{Dto, to_json, to_xml};
+use self::request::{Body, body_kind};
+use crate::core::mask;
+use crate::error::{Error, Result};
+use crate::services;
 use crate::state::AppState;
+use crate::wire::fields::Fields;
+use crate::wire::routes::Route;
 use crate::wire::xml::{self, EncodeOptions};
 use crate::wire::{BodyError, Format, read_body};
 
-const PREFIX: &str = "/api/twofactor/";
-pub const RESPONSE_NS: &str = "http://schemas.datacontract.org/2004/07/BusinessLayer.Dto.Response";
-const OPERATIONS: [&str; 4] = [
-    twofactor::CREATE,
-    twofactor::VALIDATE,
-    twofactor::VALIDATE_BY_REFERENCE,
-    twofactor::REMIND_PASSWORD,
+/// The four actions, also served as ServiceNames of the Summit envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Validate,
+    ValidateByReference,
+    RemindPassword,
+}
+
+const ACTIONS: [(&str, Operation); 4] = [
+    ("CreateTwoFactorSmsOtp", Operation::Create),
+    ("ValidateTwoFactorSmsOtp", Operation::Validate),
+    (
+        "ValidateTwoFactorSmsOtoByReferenceId",
+        Operation::ValidateByReference,
+    ),
+    ("CreateOtpForRemindPassword", Operation::RemindPassword),
 ];
+
+impl Operation {
+    /// The action of a name, compared without case.
+    pub fn named(name: &str) -> Option<Operation> {
+        let name = name.trim();
+        ACTIONS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, op)| *op)
+    }
+
+    /// The action's name, as the route spells it.
+    pub fn name(self) -> &'static str {
+        ACTIONS
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    Route::post_suffix("/api/TwoFactor/CreateTwoFactorSmsOtp"),
+    Route::post_suffix("/api/TwoFactor/ValidateTwoFactorSmsOtp"),
+    Route::post_suffix("/api/TwoFactor/ValidateTwoFactorSmsOtoByReferenceId"),
+    Route::post_suffix("/api/TwoFactor/CreateOtpForRemindPassword"),
+];
+
+const PREFIX: &str = "/api/twofactor/";
 
 /// Whether a path is under the TwoFactor controller.
 pub fn is_area(path: &str) -> bool {
     path.to_ascii_lowercase().contains(PREFIX)
 }
 
-/// The operation a path names, in its canonical spelling.
-fn operation(path: &str) -> Option<&'static str> {
+/// The action a path names.
+fn operation(path: &str) -> Option<Operation> {
     let lower = path.to_ascii_lowercase();
     let start = lower.rfind(PREFIX)? + PREFIX.len();
-    let name = lower[start..].trim_end_matches('/');
-    OPERATIONS
-        .into_iter()
-        .find(|op| op.eq_ignore_ascii_case(name))
+    Operation::named(lower[start..].trim_end_matches('/'))
 }
 
-/// What the body is, by Content-Type; without one, by its first byte.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Body {
-    Json,
-    Xml,
-    Form,
-}
-
-fn body_kind(req: &HttpRequest, body: &[u8]) -> Body {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Body::Form;
-    }
-    match Format::from_content_type(ct).unwrap_or_else(|| Format::sniff(body)) {
-        Format::Xml => Body::Xml,
-        Format::Json
-            if ct.is_empty()
-                && body.contains(&b'=')
-                && !body.trim_ascii_start().starts_with(b"{") =>
-        {
-            Body::Form
+/// Runs an action on its request fields: its DTO, success or business failure; a
+/// fault of the server stays an error (the caller gives it its HTTP status).
+pub async fn run(state: &AppState, op: Operation, params: &Value) -> Result<Dto> {
+    let result = match Fields::new("the request", params) {
+        Ok(f) => call(state, op, &f).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(dto) => Ok(dto),
+        Err(e) if e.is_server_fault() => Err(e),
+        Err(e) => {
+            // A failure of CreateTwoFactorSmsOtp names the number masked, when it is one.
+            let gsm = match op {
+                Operation::Create => Fields::new("the request", params)
+                    .and_then(|f| request::gsm_number(&f, "GsmNumber"))
+                    .ok()
+                    .map(|g| mask::phone(&g)),
+                _ => None,
+            };
+            Ok(errors::failure(op, &e, gsm.as_deref()))
         }
-        Format::Json => Body::Json,
     }
 }
 
-pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> HttpResponse {
+async fn call(state: &AppState, op: Operation, f: &Fields<'_>) -> Result<Dto> {
+    Ok(match op {
+        Operation::Create => {
+            let input = request::create(f)?;
+            dto::created(&services::create_two_factor_sms_otp::call(state, input).await?)
+        }
+        Operation::Validate => {
+            let input = request::validate(f)?;
+            dto::validated(&services::validate_two_factor_sms_otp::call(state, input).await?)
+        }
+        Operation::ValidateByReference => {
+            let input = request::by_reference(f)?;
+            services::validate_two_factor_sms_oto_by_reference_id::call(state, input).await?;
+            dto::by_reference(true, None, 6001)
+        }
+        Operation::RemindPassword => {
+            let input = request::remind_password(f)?;
+            let outcome = services::create_otp_for_remind_password::call(state, input).await?;
+            dto::remind_password_created(&outcome)
+        }
+    })
+}
+
+/// Everything under the controller: the actions, unknown actions (404) and other
+/// methods (405).
+pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
     let Some(op) = operation(req.path()) else {
         let uri = req.connection_info().scheme().to_string()
             + "://"
@@ -99,109 +157,47 @@ pub async fn handle(req: HttpRequest, payload: Payload, app: Data<AppState>) -> 
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return r;
     }
-    let body = match read_body(&req, payload, app.settings.max_body_bytes).await {
+    let limit = state.settings.max_body_bytes;
+    let body = match read_body(&req, payload, limit).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            let e = Error::invalid(format!(
-                "The request body is larger than {} bytes.",
-                app.settings.max_body_bytes
-            ));
-            return answer(
-                &req,
-                b"",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &twofactor::failure(op, &e, None),
-            );
-        }
-        Err(BodyError::Unreadable) => {
-            let e = Error::invalid("The request body could not be read.");
-            return answer(
-                &req,
-                b"",
-                StatusCode::BAD_REQUEST,
-                &twofactor::failure(op, &e, None),
-            );
+        Err(e) => {
+            let (status, msg) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The request body is larger than {limit} bytes."),
+                ),
+                BodyError::Unreadable => (
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read.".to_string(),
+                ),
+            };
+            let dto = errors::failure(op, &Error::invalid(msg), None);
+            return answer(&req, b"", status, &dto);
         }
     };
-    let params = match decode(&req, &body, app.settings.max_depth) {
+    let params = match request::decode(&req, &body, state.settings.max_depth) {
         Ok(v) => v,
         Err(msg) => {
-            return answer(
-                &req,
-                &body,
-                StatusCode::BAD_REQUEST,
-                &twofactor::failure(op, &Error::invalid(msg), None),
-            );
+            let dto = errors::failure(op, &Error::invalid(msg), None);
+            return answer(&req, &body, StatusCode::BAD_REQUEST, &dto);
         }
     };
-    let Some(handler) = services::find(op) else {
-        return answer(
-            &req,
-            &body,
-            StatusCode::NOT_FOUND,
-            &twofactor::failure(op, &Error::UnknownTransaction, None),
-        );
-    };
-    let (result, elapsed_ms) = services::run(handler, app.get_ref().clone(), params).await;
+    let (result, elapsed_ms) = services::contained(run(state.get_ref(), op, &params)).await;
     match result {
-        Ok(Reply::Dto(dto)) => {
+        Ok(dto) => {
             let outcome = if dto.ok() { "ok" } else { "failed" };
-            tracing::info!(operation = op, outcome, elapsed_ms, "twofactor request");
+            tracing::info!(
+                operation = op.name(),
+                outcome,
+                elapsed_ms,
+                "twofactor request"
+            );
             answer(&req, &body, StatusCode::OK, &dto)
         }
-        Ok(_) => {
-            tracing::error!(
-                operation = op,
-                "a TwoFactor operation answered a non-DTO reply"
-            );
-            answer(
-                &req,
-                &body,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &twofactor::failure(op, &Error::internal("reply"), None),
-            )
-        }
         Err(e) => {
-            let status = match &e {
-                Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                e if e.is_server_fault() => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            if e.is_server_fault() {
-                tracing::error!(operation = op, error = ?e, elapsed_ms, "twofactor request failed");
-            }
-            answer(&req, &body, status, &twofactor::failure(op, &e, None))
-        }
-    }
-}
-
-/// The request as a field tree.
-fn decode(req: &HttpRequest, body: &[u8], max_depth: usize) -> Result<Value, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err("The request body is empty.".into());
-    }
-    match body_kind(req, body) {
-        Body::Json => crate::wire::json_object(body, max_depth),
-        Body::Xml => {
-            let doc = xml::decode(body, max_depth).map_err(|e| match e {
-                xml::XmlError::Malformed => "The request body is not well-formed XML.".to_string(),
-                other => format!("The XML request was refused: {other}."),
-            })?;
-            match doc.value {
-                v @ Value::Object(_) => Ok(v),
-                Value::String(s) if s.trim().is_empty() => Ok(Value::Object(Map::new())),
-                _ => Err("The XML request must hold the DTO's members as elements.".into()),
-            }
-        }
-        Body::Form => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-                .map_err(|_| "The request body is not valid form data.".to_string())?;
-            Ok(Value::Object(
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect(),
-            ))
+            tracing::error!(operation = op.name(), error = ?e, elapsed_ms, "twofactor request failed");
+            let dto = errors::failure(op, &e, None);
+            answer(&req, &body, crate::wire::fault_status(&e), &dto)
         }
     }
 }
@@ -246,36 +242,6 @@ fn answer(req: &HttpRequest, body: &[u8], status: StatusCode, dto: &Dto) -> Http
     }
 }
 
-/// As Json.NET writes the DTO: declaration order, Code as a number.
-pub fn to_json(dto: &Dto) -> String {
-    Value::Object(dto.fields.clone()).to_string()
-}
-
-/// As DataContractSerializer writes the DTO.
-pub fn to_xml(dto: &Dto) -> String {
-    let mut members: Vec<(&String, &Value)> = dto.fields.iter().collect();
-    members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let sorted: Map<String, Value> = members
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match (k.as_str(), v.as_i64()) {
-                ("Code", Some(n)) => dto.code_name(n).map_or(v.clone(), |name| json!(name)),
-                _ => v.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect();
-    xml::encode(
-        dto.name,
-        &Value::Object(sorted),
-        &EncodeOptions {
-            namespace: Some(RESPONSE_NS),
-            declare_xsi: true,
-            soap: None,
-        },
-    )
-}
-
 /// Web API's own error body: `{"Message": …}` or `<Error><Message>…</Message></Error>`.
 fn web_api_error(req: &HttpRequest, status: StatusCode, message: &str) -> HttpResponse {
     if Format::from_accept(req) == Some(Format::Xml) {
@@ -299,18 +265,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn operations_are_found_by_suffix_in_any_case() {
+    fn actions_are_found_by_suffix_in_any_case() {
         assert_eq!(
             operation("/api/TwoFactor/CreateTwoFactorSmsOtp"),
-            Some(twofactor::CREATE)
+            Some(Operation::Create)
         );
         assert_eq!(
             operation("/cs/API/twofactor/validatetwofactorsmsotp/"),
-            Some(twofactor::VALIDATE)
+            Some(Operation::Validate)
         );
         assert_eq!(
             operation("/api/TwoFactor/ValidateTwoFactorSmsOtoByReferenceId"),
-            Some(twofactor::VALIDATE_BY_REFERENCE)
+            Some(Operation::ValidateByReference)
         );
         assert_eq!(
             operation("/api/TwoFactor/ValidateTwoFactorSmsOtpByReferenceId"),

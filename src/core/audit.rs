@@ -1,0 +1,37 @@
+//! The audit trail: every generate, verify and password login outcome, with who, what,
+//! when and the masked destination; never a code.
+
+use crate::core::ids::UserId;
+use crate::db::DbConnection;
+use crate::db::audit::{self, AuditEvent};
+use crate::error::Result;
+
+/// One audited outcome.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Event<'a> {
+    /// `otp.generate`, `otp.verify`, `login.password`.
+    pub event: &'a str,
+    /// `ok`, or the error's kind.
+    pub outcome: &'a str,
+    pub user_id: Option<UserId>,
+    pub transaction_id: Option<&'a str>,
+    pub destination_masked: Option<&'a str>,
+    pub channel: Option<&'a str>,
+}
+
+pub fn record(conn: &mut DbConnection, e: Event<'_>, now: i64) -> Result<()> {
+    audit::insert(
+        conn,
+        &AuditEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: now,
+            event: e.event.to_string(),
+            outcome: e.outcome.to_string(),
+            user_id: e.user_id.map(|u| u.0),
+            transaction_id: e.transaction_id.map(str::to_string),
+            destination_masked: e.destination_masked.map(str::to_string),
+            channel: e.channel.map(str::to_string),
+        },
+    )?;
+    Ok(())
+}

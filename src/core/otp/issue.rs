@@ -1,0 +1,213 @@
+//! Issuing a challenge, in one transaction: check the send limits, supersede the
+//! subject's open challenge, store the keyed hash of a new code, queue one sealed
+//! outbox message per destination, audit. The code itself leaves only inside the
+//! sealed messages (and in the answer, when the request may reveal it).
+
+use super::{Channel, Destination, IssueRequest, Issued, generate_code, generate_reference};
+use crate::core::audit::{self, Event};
+use crate::core::ids::ChallengeId;
+use crate::core::keys::{Keys, sha256_hex};
+use crate::db::challenges::{self, Challenge};
+use crate::db::outbox::{self, OutboxRow};
+use crate::db::{DbConnection, limits, now_ms, write_transaction};
+use crate::delivery::{Message, Templates};
+use crate::error::{Error, Result};
+
+const EVENT: &str = "otp.generate";
+
+pub fn issue(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    templates: &Templates,
+    req: IssueRequest,
+) -> Result<Issued> {
+    if req.destinations.is_empty() {
+        return Err(Error::NoDestination);
+    }
+    write_transaction(conn, |conn| -> Result<Result<Issued>> {
+        let now = now_ms();
+        let limit_keys = limit_keys(&req);
+        if let Err(e) = check_limits(conn, &req, &limit_keys, now)? {
+            let masked: Vec<String> = req.destinations.iter().map(Destination::masked).collect();
+            let event = Event {
+                event: EVENT,
+                outcome: e.kind(),
+                user_id: req.user_id,
+                destination_masked: Some(&masked.join(" and ")),
+                ..Event::default()
+            };
+            audit::record(conn, event, now)?;
+            return Ok(Err(e));
+        }
+        challenges::supersede_open(conn, &req.subject, req.purpose, now)?;
+        let code = generate_code(req.policy.length);
+        let challenge = store_challenge(conn, keys, &req, &code, now)?;
+        for key in &limit_keys {
+            limits::record_send(conn, key, now)?;
+        }
+        let outbox_ids = queue_messages(conn, keys, templates, &req, &challenge, &code, now)?;
+        let event = Event {
+            event: EVENT,
+            outcome: "ok",
+            user_id: req.user_id,
+            transaction_id: Some(&challenge.id),
+            destination_masked: Some(&challenge.destination_masked),
+            channel: Some(&challenge.channels),
+        };
+        audit::record(conn, event, now)?;
+        Ok(Ok(Issued {
+            numeric_id: challenge.numeric_id.unwrap_or_default(),
+            code: req.reveal_code.then_some(code),
+            transaction_id: ChallengeId::from_stored(challenge.id),
+            reference: challenge.reference,
+            expires_at: challenge.expires_at,
+            destinations: req.destinations,
+            outbox_ids,
+        }))
+    })?
+}
+
+/// The keys the destinations' send limits are counted under, sorted and without
+/// repeats: the order in which they are locked, so concurrent issues cannot deadlock.
+fn limit_keys(req: &IssueRequest) -> Vec<String> {
+    let mut keys: Vec<String> = req
+        .destinations
+        .iter()
+        .map(|d| d.limit_key(req.limit_scope.as_deref()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Locks the subject and every destination in one fixed order, then checks the
+/// resend cooldown and the send limit of each destination. The subject's lock
+/// serialises issues for one user (supersede, then insert); a destination's
+/// serialises its send count. The outer error is a fault; the inner one the limit hit.
+fn check_limits(
+    conn: &mut DbConnection,
+    req: &IssueRequest,
+    limit_keys: &[String],
+    now: i64,
+) -> Result<Result<()>> {
+    let p = &req.policy;
+    let subject_key = sha256_hex(format!("subject:{}:{}", req.subject, req.purpose).as_bytes());
+    let mut locks: Vec<&str> = limit_keys.iter().map(String::as_str).collect();
+    locks.push(&subject_key);
+    locks.sort_unstable();
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    for key in locks {
+        if key == subject_key {
+            // On SQLite, BEGIN IMMEDIATE already holds the one write lock there is.
+            if !sqlite {
+                limits::lock_destination(conn, key)?;
+            }
+            continue;
+        }
+        let last = limits::lock_destination(conn, key)?;
+        if p.cooldown_ms > 0 && last > 0 && now - last < p.cooldown_ms {
+            let retry_after_secs = ceil_secs(last + p.cooldown_ms - now);
+            return Ok(Err(Error::ResendCooldown { retry_after_secs }));
+        }
+        let (count, oldest) = limits::sends_since(conn, key, now - p.send_window_ms)?;
+        if count >= p.max_sends {
+            let retry_after_secs = ceil_secs(oldest.unwrap_or(now) + p.send_window_ms - now);
+            return Ok(Err(Error::SendLimitReached { retry_after_secs }));
+        }
+    }
+    Ok(Ok(()))
+}
+
+fn store_challenge(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    req: &IssueRequest,
+    code: &str,
+    now: i64,
+) -> Result<Challenge> {
+    let id = ChallengeId::new().into_string();
+    let masked: Vec<String> = req.destinations.iter().map(Destination::masked).collect();
+    let channels: Vec<&str> = req
+        .destinations
+        .iter()
+        .map(|d| d.channel.as_str())
+        .collect();
+    let challenge = Challenge {
+        reference: generate_reference(),
+        subject: req.subject.clone(),
+        purpose: req.purpose.to_string(),
+        user_id: req.user_id.map(|u| u.0),
+        org_id: req.org_id,
+        channels: channels.join(","),
+        destination_masked: masked.join(" and "),
+        device_id: req.device_id.clone(),
+        code_hash: keys.code_hash(&id, code),
+        created_at: now,
+        expires_at: now + req.policy.expiry_ms,
+        attempts: 0,
+        max_attempts: req.policy.max_attempts,
+        consumed_at: None,
+        superseded_at: None,
+        numeric_id: Some(challenges::next_numeric_id(conn)?),
+        change_request_id: None,
+        id,
+    };
+    challenges::insert(conn, &challenge)?;
+    Ok(challenge)
+}
+
+/// One sealed message per destination, in request order; their outbox ids.
+fn queue_messages(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    templates: &Templates,
+    req: &IssueRequest,
+    challenge: &Challenge,
+    code: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    let minutes = req.policy.expiry_minutes();
+    let mut ids = Vec::with_capacity(req.destinations.len());
+    for d in &req.destinations {
+        let message = match (&req.sms_template, d.channel) {
+            (Some(t), Channel::Sms) => Message {
+                subject: None,
+                text: templates.fill(t, code, minutes, &challenge.reference),
+            },
+            _ => templates.render(
+                req.org_id,
+                req.language.as_deref(),
+                d.channel,
+                code,
+                minutes,
+                &challenge.reference,
+            ),
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        outbox::insert(
+            conn,
+            &OutboxRow {
+                id: id.clone(),
+                challenge_id: Some(challenge.id.clone()),
+                channel: d.channel.as_str().to_string(),
+                destination: d.address.clone(),
+                destination_masked: d.masked(),
+                payload: Some(keys.seal(&message.to_bytes())),
+                state: outbox::QUEUED.to_string(),
+                attempts: 0,
+                next_attempt_at: now,
+                lease_until: None,
+                claimed_by: None,
+                last_error: None,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn ceil_secs(ms: i64) -> i64 {
+    ((ms + 999) / 1000).max(1)
+}

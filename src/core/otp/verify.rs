@@ -1,0 +1,140 @@
+//! Verifying a code in one atomic step.
+
+use super::{Verified, VerifyRequest};
+use crate::core::audit::{self, Event};
+use crate::core::ids::{ChallengeId, UserId};
+use crate::core::keys::Keys;
+use crate::db::challenges::{self, Challenge};
+use crate::db::{DbConnection, now_ms, write_transaction};
+use crate::error::{Error, Result};
+
+const EVENT: &str = "otp.verify";
+
+/// Verifies a code in one atomic step: a code succeeds at most once, and concurrent
+/// wrong attempts never exceed the challenge's maximum (see
+/// [`challenges::spend_attempt`]). Expired, consumed, superseded and locked challenges
+/// each fail with their own error.
+pub fn verify(conn: &mut DbConnection, keys: &Keys, req: &VerifyRequest) -> Result<Verified> {
+    verify_then(conn, keys, req, |_, _| Ok(())).map(|(v, ())| v)
+}
+
+/// [`verify`], then `then` in the same transaction when the code was right (to open
+/// the session it grants, say). If `then` fails, everything is rolled back: the code
+/// is not spent for a login that did not happen.
+pub fn verify_then<T>(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    req: &VerifyRequest,
+    then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
+) -> Result<(Verified, T)> {
+    write_transaction(conn, |conn| -> Result<Result<(Verified, T)>> {
+        let now = now_ms();
+        let Some(c) = challenges::find(conn, req.transaction_id.as_str())? else {
+            let event = Event {
+                event: EVENT,
+                outcome: Error::UnknownTransaction.kind(),
+                ..Event::default()
+            };
+            audit::record(conn, event, now)?;
+            return Ok(Err(Error::UnknownTransaction));
+        };
+        let fail = |conn: &mut DbConnection, e: Error| -> Result<Result<(Verified, T)>> {
+            let event = Event {
+                event: EVENT,
+                outcome: e.kind(),
+                user_id: c.user_id.map(UserId),
+                transaction_id: Some(&c.id),
+                destination_masked: Some(&c.destination_masked),
+                channel: None,
+            };
+            audit::record(conn, event, now)?;
+            Ok(Err(e))
+        };
+        if req.subject.as_deref().is_some_and(|s| s != c.subject)
+            || !req.purposes.contains(&c.purpose.as_str())
+        {
+            return fail(conn, Error::UnknownTransaction);
+        }
+        if let Some(expected) = c.device_id.as_deref()
+            && req.device_id.as_deref().map(str::trim) != Some(expected)
+        {
+            return fail(conn, Error::DeviceMismatch);
+        }
+        let revalidating = req.allow_revalidate && c.consumed_at.is_some();
+        let correct = keys.code_matches(&c.id, req.code.trim(), &c.code_hash);
+        // A re-validation sees the challenge as still open; with the right code, the
+        // attempts spent before it was validated do not count against it either.
+        let as_open = |x: &Challenge| {
+            let mut x = x.clone();
+            if revalidating {
+                x.consumed_at = None;
+                if correct {
+                    x.attempts = 0;
+                }
+            }
+            x
+        };
+        if let Some(e) = closed_reason(&as_open(&c), now) {
+            return fail(conn, e);
+        }
+        let spent = match (revalidating, correct) {
+            // The right code again: nothing to spend, nothing to consume.
+            (true, true) => true,
+            (true, false) => challenges::spend_revalidation_attempt(conn, &c.id, now)?,
+            (false, _) => challenges::spend_attempt(conn, &c.id, correct, now)?,
+        };
+        if !spent {
+            // Someone else changed the challenge since it was read: say what it is now.
+            let now_state = challenges::find(conn, &c.id)?.unwrap_or(c.clone());
+            return fail(
+                conn,
+                closed_reason(&as_open(&now_state), now).unwrap_or(Error::TooManyAttempts),
+            );
+        }
+        if !correct {
+            let attempts = challenges::find(conn, &c.id)?.map_or(c.attempts + 1, |x| x.attempts);
+            return fail(
+                conn,
+                Error::WrongCode {
+                    remaining: (c.max_attempts - attempts).max(0),
+                },
+            );
+        }
+        let event = Event {
+            event: EVENT,
+            outcome: "ok",
+            user_id: c.user_id.map(UserId),
+            transaction_id: Some(&c.id),
+            destination_masked: Some(&c.destination_masked),
+            channel: None,
+        };
+        audit::record(conn, event, now)?;
+        let verified = Verified {
+            numeric_id: c.numeric_id,
+            destination_masked: c.destination_masked.clone(),
+            revalidated: revalidating,
+            transaction_id: ChallengeId::from_stored(c.id.clone()),
+            user_id: c.user_id.map(UserId),
+            subject: c.subject.clone(),
+            purpose: c.purpose.clone(),
+            org_id: c.org_id,
+        };
+        let extra = then(conn, &verified)?;
+        Ok(Ok((verified, extra)))
+    })?
+}
+
+/// Why a challenge no longer accepts codes, if it does not.
+fn closed_reason(c: &Challenge, now: i64) -> Option<Error> {
+    if c.consumed_at.is_some() {
+        Some(Error::CodeAlreadyUsed)
+    } else if c.superseded_at.is_some() {
+        Some(Error::CodeSuperseded)
+    } else if c.attempts >= c.max_attempts {
+        Some(Error::TooManyAttempts)
+    } else if c.expires_at <= now {
+        Some(Error::CodeExpired)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,66 @@
+//! Routes as the dialects and the gateway declare them: a method, the path the OpenAPI
+//! document lists, and how a request path is matched against it.
+
+/// How a request path is matched against a route's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// The path itself.
+    Exact,
+    /// Any path under the route's path up to its `{…}` parameter.
+    Prefix,
+    /// Any path that ends with the route's path, without case and with or without a
+    /// final `/`: legacy clients reach the dialects under various prefixes.
+    Suffix,
+}
+
+/// One route the gateway serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    /// The path as the OpenAPI document lists it.
+    pub path: &'static str,
+    pub matching: Match,
+}
+
+impl Route {
+    pub const fn post_suffix(path: &'static str) -> Route {
+        Route {
+            method: "POST",
+            path,
+            matching: Match::Suffix,
+        }
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        match self.matching {
+            Match::Exact => path == self.path,
+            Match::Prefix => {
+                let prefix = self.path.split('{').next().unwrap_or(self.path);
+                path.len() > prefix.len() && path.starts_with(prefix)
+            }
+            Match::Suffix => {
+                let p = path.trim_end_matches('/').to_ascii_lowercase();
+                p.ends_with(&self.path.to_ascii_lowercase())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_routes_match_after_any_prefix_without_case() {
+        let r = Route::post_suffix("/api/TwoFactor/CreateTwoFactorSmsOtp");
+        assert!(r.matches("/cs/API/twofactor/createtwofactorsmsotp/"));
+        assert!(!r.matches("/api/TwoFactor/CreateTwoFactorSmsOtpX"));
+        let schema = Route {
+            method: "GET",
+            path: "/schemas/{path}",
+            matching: Match::Prefix,
+        };
+        assert!(schema.matches("/schemas/summit/envelope.xsd"));
+        assert!(!schema.matches("/schemas/"));
+    }
+}
