@@ -24,9 +24,11 @@ pub(super) fn run(mut settings: Settings, demo: bool) -> Result<(), String> {
         }
         let listener = std::net::TcpListener::bind(&bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         let gateway = Gateway::build(app.clone(), listener, true).map_err(|e| format!("cannot start: {e}"))?;
-        tracing::info!(bind = %bind, database = app.db.backend(), "otpgate is listening");
+        // Start-up lines keep the `otpgate` target that log filters and JSON log
+        // consumers already know.
+        tracing::info!(target: "otpgate", bind = %bind, database = app.db.backend(), "otpgate is listening");
         if uses_file {
-            tracing::warn!(file = %file_sink.display(), "messages are delivered to the file transport: configure a real provider for production");
+            tracing::warn!(target: "otpgate", file = %file_sink.display(), "messages are delivered to the file transport: configure a real provider for production");
         }
         if demo {
             println!(
