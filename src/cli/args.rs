@@ -1,0 +1,177 @@
+//! The command line's grammar: every command, option and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::brand::BrandSettings;
+use crate::tools::bench::BenchArgs;
+
+/// A legacy-compatible OTP gateway.
+#[derive(Parser)]
+#[command(name = "otpgate", version)]
+pub struct Cli {
+    /// TOML configuration file; OTPGATE_* environment variables override it.
+    #[arg(long, global = true, env = "OTPGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once; the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Create a demo user and print every message on the console too.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage the user directory.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect outgoing messages and retry failed ones (destinations masked).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Manage the TwoFactorConfigurations CreateTwoFactorSmsOtp names by id.
+    #[command(subcommand, name = "twofactor-config")]
+    TwoFactorConfig(TwoFactorConfigCommand),
+    /// Manage the brands of the Capillary auth API (/auth/v1).
+    #[command(subcommand)]
+    Brand(BrandCommand),
+    /// Replay recorded exchanges (fixtures/scenarios) against a running gateway.
+    Replay(ReplayArgs),
+    /// Load-test the full OTP cycle against a gateway it starts on loopback.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// The gateway to send every request to (scheme, host and port).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// The gateway's file sink (delivery.file_path), where codes are read from.
+    #[arg(long)]
+    pub sink: Option<PathBuf>,
+    /// Write the answers received as the new expected ones (review the diff first).
+    #[arg(long)]
+    pub record: bool,
+    /// Scenario files, or directories searched for *.replay.toml.
+    #[arg(required = true)]
+    pub fixtures: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum BrandCommand {
+    /// Add a brand, with the defaults for what is not given.
+    Add {
+        /// The brand name requests send in `brand` (matched without case).
+        name: String,
+        #[command(flatten)]
+        settings: BrandSettings,
+    },
+    /// Change settings of a brand.
+    Set {
+        name: String,
+        #[command(flatten)]
+        settings: BrandSettings,
+    },
+    /// List the brands.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Messages queued, being sent or failed, and the others of the last 24 hours.
+    List {
+        /// Only messages in this state: queued, sending, sent, failed, cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue a failed message again (while its code still works).
+    Retry { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum TwoFactorConfigCommand {
+    /// Add a configuration, or replace the one with this id.
+    Add(AddTwoFactorConfig),
+    /// List the configurations.
+    List,
+}
+
+#[derive(Args)]
+pub struct AddTwoFactorConfig {
+    /// The TwoFactorConfigurationId requests use.
+    #[arg(long)]
+    pub id: i64,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value_t = 6)]
+    pub code_length: i64,
+    #[arg(long, default_value_t = 180)]
+    pub expiry_seconds: i64,
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: i64,
+    /// Sends to one GsmNumber per interval, unless a request gives MaxSMSCount.
+    #[arg(long, default_value_t = 5)]
+    pub max_sms_count: i64,
+    #[arg(long, default_value_t = 900)]
+    pub max_sms_interval_seconds: i64,
+    /// Return the code to the caller in OtpCode (for callers that send it themselves).
+    #[arg(long)]
+    pub return_code: bool,
+    /// The SMS text, with {code}, {minutes}, {reference}, {app}; default: the organisation's.
+    #[arg(long)]
+    pub sms_template: Option<String>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add one user.
+    Add(AddUser),
+    /// Import users from a JSON array (the fields of `user add`, snake_case).
+    Import { file: PathBuf },
+}
+
+#[derive(Args)]
+pub struct AddUser {
+    #[arg(long)]
+    pub login_uid: String,
+    #[arg(long)]
+    pub user_name: String,
+    /// The form login (Frm_UID); defaults to the e-mail.
+    #[arg(long)]
+    pub login_name: Option<String>,
+    #[arg(long, default_value = "")]
+    pub email: String,
+    #[arg(long, default_value = "")]
+    pub mobile: String,
+    #[arg(long, default_value = "")]
+    pub country_code: String,
+    /// The password (visible to other local users: prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long, default_value_t = 1)]
+    pub org_id: i64,
+    #[arg(long, default_value = "")]
+    pub org_name: String,
+    #[arg(long, default_value_t = 1)]
+    pub domain_id: i64,
+    /// The numeric UserId; the next free one when absent.
+    #[arg(long)]
+    pub user_id: Option<i64>,
+    /// A LoginApp profile field, e.g. --profile TimezoneMins=330 (repeatable).
+    #[arg(long = "profile", value_name = "KEY=VALUE")]
+    pub profile: Vec<String>,
+}
