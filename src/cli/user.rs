@@ -83,14 +83,7 @@ fn import(app: &AppState, file: &Path) -> Result<(), String> {
 
 /// Validates, hashes and stores one user.
 pub fn add_user(app: &AppState, new: &NewUser) -> Result<users::User, String> {
-    new.validate(&profile_fields())?;
-    let hash = new
-        .password
-        .as_deref()
-        .map(|p| app.passwords.hash(p))
-        .transpose()?;
-    let mut conn = app.db.get().map_err(|e| e.to_string())?;
-    insert(&mut conn, new, hash).map_err(|e| e.to_string())
+    crate::core::users::add(&app.db, &app.passwords, new, &profile_fields())
 }
 
 pub struct ImportReport {

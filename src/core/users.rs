@@ -14,7 +14,7 @@ pub use crate::db::users::{User, key};
 
 use crate::core::otp::{Channel, Destination, Policy};
 use crate::db::users;
-use crate::db::{DbConnection, now_ms, write_transaction};
+use crate::db::{Db, DbConnection, now_ms, write_transaction};
 use crate::error::{Error, Result};
 
 pub struct Passwords {
@@ -289,6 +289,24 @@ pub fn insert(conn: &mut DbConnection, u: &NewUser, password_hash: Option<String
             Err(e) => Err(e.into()),
         }
     })?
+}
+
+/// Checks, hashes (on the calling thread: for the command line and tools) and stores
+/// a new user. `profile_fields` are the profile fields a user record may set.
+pub fn add(
+    db: &Db,
+    passwords: &Passwords,
+    new: &NewUser,
+    profile_fields: &[&str],
+) -> std::result::Result<User, String> {
+    new.validate(profile_fields)?;
+    let hash = new
+        .password
+        .as_deref()
+        .map(|p| passwords.hash(p))
+        .transpose()?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    insert(&mut conn, new, hash).map_err(|e| e.to_string())
 }
 
 /// Where a user's codes go under a policy: each channel of the policy for which the

@@ -2,6 +2,7 @@
 //! always and on PostgreSQL when OTPGATE_TEST_POSTGRES_URL is set.
 
 mod helpers;
+mod layering;
 
 mod bad_input;
 mod bench;

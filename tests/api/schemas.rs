@@ -225,7 +225,7 @@ async fn schemas_and_the_openapi_document_are_served(b: Backend) {
     for (file, ct) in [
         ("summit/request.schema.json", "application/schema+json"),
         ("twofactor/twofactor.xsd", "application/xml; charset=utf-8"),
-        ("twofactor/codes.md", "text/markdown; charset=utf-8"),
+        ("README.md", "text/markdown; charset=utf-8"),
     ] {
         let a = app
             .request(

@@ -244,7 +244,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("no expected answer for {kind}"));
             let f = Failure::from_core(Operation::OtpValidate, e);
             assert_eq!((f.code, f.http), (*code, *http), "{kind}");
-            assert_eq!(f.message.starts_with(published(f.code)), true, "{kind}");
+            assert!(f.message.starts_with(published(f.code)), "{kind}");
         }
         // The wrong code that uses up the retries says to start again.
         let last = Failure::from_core(Operation::OtpValidate, Error::WrongCode { remaining: 0 });

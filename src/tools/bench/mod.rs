@@ -405,10 +405,15 @@ fn provision(
         profile: Default::default(),
     };
     for (n, id) in identities.iter().enumerate() {
-        crate::cli::add_user(&app, &user(n, Some(id)))?;
+        add_user(&app, &user(n, Some(id)))?;
     }
-    crate::cli::add_user(&app, &user(identities.len(), None))?;
+    add_user(&app, &user(identities.len(), None))?;
     Ok(())
+}
+
+fn add_user(app: &AppState, new: &NewUser) -> Result<(), String> {
+    let fields = crate::dialects::summit::user_document::profile_fields();
+    crate::core::users::add(&app.db, &app.passwords, new, &fields).map(drop)
 }
 
 /// The SMS provider: takes `{"to", "text"}`, hands the text to the client whose

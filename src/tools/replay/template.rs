@@ -189,6 +189,7 @@ impl Template {
 }
 
 /// The JSON member name or XML element name a value that follows `before` belongs to.
+#[allow(clippy::expect_used, reason = "a constant pattern, exercised by the tests")]
 fn last_field(before: &str) -> Option<String> {
     static FIELD: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"(?:"([^"\\]+)"\s*:\s*"?|<(?:[\w.-]+:)?([\w.-]+)(?:\s[^<>]*)?>)\z"#)
@@ -222,6 +223,10 @@ pub fn shape_of(value: &str) -> &'static str {
 /// Writes `actual` as a template: the value of each volatile field (by JSON member or
 /// XML element name) and every timestamp become holes; a hole that `previous` named
 /// for the same field keeps its name, so later steps still find their variables.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns around escaped names, exercised by the tests"
+)]
 pub fn record(actual: &str, volatile: &[String], previous: Option<&Template>) -> String {
     static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(&format!(
