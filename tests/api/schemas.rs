@@ -10,7 +10,7 @@ use std::sync::{LazyLock, Mutex};
 use serde_json::Value;
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 /// Set (as .ci/run does) to make a missing xmllint fail the suite rather than skip
 /// the XSD checks.
