@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 async fn each_bad_body_gets_a_clear_envelope(b: Backend) {
     let app = spawn_with(b, |s| s.max_body_bytes = 4096).await;

@@ -1,14 +1,12 @@
 //! `otpgate bench`, briefly: the load generator drives real cycles through the real
-//! binary and fails when a cycle fails. (The full benchmark is run by hand; see README.)
+//! binary and fails when a cycle fails. (The full benchmark is run by hand; see docs/performance.md.)
 
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 use crate::both;
-use crate::helpers::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_otpgate");
+use crate::support::*;
 
 fn bench(db_url: &str, dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -87,8 +85,7 @@ both!(a_short_run_completes_every_kind_of_cycle);
 
 #[test]
 fn only_loopback_is_a_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let (dir, url) = scratch_sqlite("x.db");
     let o = bench(
         &url,
         dir.path(),
@@ -104,8 +101,7 @@ fn only_loopback_is_a_target() {
 
 #[test]
 fn a_count_bounds_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let (dir, url) = scratch_sqlite("x.db");
     let json = dir.path().join("r.json");
     let o = bench(
         &url,

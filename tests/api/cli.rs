@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_otpgate");
+use crate::support::*;
 
 #[test]
 fn configuration_errors_say_what_is_wrong() {
@@ -66,8 +64,7 @@ fn configuration_errors_say_what_is_wrong() {
 
 #[test]
 fn users_are_added_and_imported_with_a_report_per_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let (dir, url) = scratch_sqlite("cli.db");
     let o = otpgate(&url, dir.path(), &["migrate"]);
     assert!(o.status.success(), "{}", output_text(&o));
     assert!(output_text(&o).contains("database is up to date (sqlite)"));
@@ -179,12 +176,9 @@ async fn serve_demo_runs_the_whole_flow_and_stops_cleanly() {
         .json()
         .await
         .unwrap();
-    let txn = r["OutputObject"]["OTP_Communication"][0]["TransactionID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let txn = transaction_id(&r);
     let sink = dir.path().join("otpgate-deliveries.jsonl");
-    let code = wait_for_code(&sink, &txn).await;
+    let code = sink_code(&sink, &txn, None).await;
     let r: serde_json::Value = client
         .post(format!("{base}{ENDPOINT}"))
         .json(&login_app_request(&txn, &code, "my-phone"))
@@ -235,30 +229,13 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
+    eventually(Duration::from_secs(30), || async {
+        match reqwest::get(format!("{base}/readyz")).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            _ => Err(format!("{base} did not become ready")),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} did not become ready");
-}
-
-async fn wait_for_code(sink: &std::path::Path, txn: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(sink).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(txn)) {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            return first_digits(v["text"].as_str().unwrap());
-        }
-        assert!(Instant::now() < deadline, "no message for {txn}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 /// Two `otpgate serve` processes on one PostgreSQL database: a code succeeds once
@@ -332,11 +309,8 @@ async fn two_processes_on_one_postgres_database() {
         }
     };
     let first = post(&bases[0], login_otp_request("multi@example.com", "d")).await;
-    let txn = first["OutputObject"]["OTP_Communication"][0]["TransactionID"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let code = wait_for_code(&dir.path().join("otpgate-deliveries.jsonl"), &txn).await;
+    let txn = transaction_id(&first);
+    let code = sink_code(&dir.path().join("otpgate-deliveries.jsonl"), &txn, None).await;
     let answers =
         join_all((0..20).map(|i| post(&bases[i % 2], login_app_request(&txn, &code, "d")))).await;
     let ok = answers.iter().filter(|a| a["User"].is_object()).count();

@@ -4,12 +4,11 @@
 use futures_util::future::join_all;
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 async fn parallel_wrong_codes_never_exceed_max_attempts(b: Backend) {
     let app = spawn(b).await;
-    app.vishnu().await;
-    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let txn = app.vishnu_login_otp().await;
     let code = app.code(&txn, "sms").await;
     let bad = wrong(&code);
     let answers = join_all((0..24).map(|_| app.login_app(&txn, &bad, "d"))).await;
@@ -31,8 +30,7 @@ async fn parallel_wrong_codes_never_exceed_max_attempts(b: Backend) {
 
 async fn parallel_right_codes_succeed_exactly_once(b: Backend) {
     let app = spawn(b).await;
-    app.vishnu().await;
-    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let txn = app.vishnu_login_otp().await;
     let code = app.code(&txn, "sms").await;
     let answers = join_all((0..24).map(|_| app.login_app(&txn, &code, "d"))).await;
     let ok = answers

@@ -16,15 +16,32 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Loading and validating the settings may ask the layers they configure.
     (
         "config/load.rs",
-        &["config", "error", "db", "core::keys", "core::cipher", "delivery"],
+        &[
+            "config",
+            "error",
+            "db",
+            "core::keys",
+            "core::cipher",
+            "delivery",
+        ],
     ),
     (
         "config/validate",
-        &["config", "error", "db", "core::keys", "core::cipher", "delivery"],
+        &[
+            "config",
+            "error",
+            "db",
+            "core::keys",
+            "core::cipher",
+            "delivery",
+        ],
     ),
     // Storage, then delivery: they know the channels, keys and masks of the core's
     // primitives and nothing else of it.
-    ("db/", &["db", "config", "error", "core::channel", "core::keys"]),
+    (
+        "db/",
+        &["db", "config", "error", "core::channel", "core::keys"],
+    ),
     (
         "delivery/",
         &[
@@ -39,11 +56,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     // The engine: no HTTP, no services, no dialect, no wire.
     ("core/", &["core", "db", "delivery", "config", "error"]),
-    ("state.rs", &["state", "core", "db", "delivery", "config", "error"]),
+    (
+        "state.rs",
+        &["state", "core", "db", "delivery", "config", "error"],
+    ),
     // Operations: typed in, typed out; never a wire format or a dialect.
     (
         "services/",
-        &["services", "state", "core", "db", "delivery", "config", "error"],
+        &[
+            "services", "state", "core", "db", "delivery", "config", "error",
+        ],
     ),
     // What every dialect shares knows no dialect and no operation.
     ("wire/", &["wire", "error"]),
@@ -58,15 +80,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "startup.rs",
         &[
-            "startup", "dialects", "wire", "schemas", "state", "core", "delivery", "db",
-            "config", "error",
+            "startup", "dialects", "wire", "schemas", "state", "core", "delivery", "db", "config",
+            "error",
         ],
     ),
     (
         "tools/",
         &[
-            "tools", "startup", "dialects", "wire", "services", "state", "core", "delivery",
-            "db", "config", "error",
+            "tools", "startup", "dialects", "wire", "services", "state", "core", "delivery", "db",
+            "config", "error",
         ],
     ),
     // The command line may use everything.
@@ -77,7 +99,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Crates only the HTTP side may use.
 const HTTP_CRATES: &[&str] = &["actix_web", "actix_http"];
-const NO_HTTP: &[&str] = &["core/", "db/", "services/", "delivery/", "config/", "error.rs"];
+const NO_HTTP: &[&str] = &[
+    "core/",
+    "db/",
+    "services/",
+    "delivery/",
+    "config/",
+    "error.rs",
+];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 async fn otp_login_answers_the_user_document_and_a_working_session(b: Backend) {
     let app = spawn(b).await;
@@ -86,8 +86,7 @@ async fn form_login(b: Backend) {
 
 async fn wrong_codes_count_down_then_lock(b: Backend) {
     let app = spawn(b).await;
-    app.vishnu().await;
-    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let txn = app.vishnu_login_otp().await;
     let code = app.code(&txn, "sms").await;
     let bad = wrong(&code);
     assert_eq!(
@@ -112,8 +111,7 @@ async fn wrong_codes_count_down_then_lock(b: Backend) {
 
 async fn a_code_works_once(b: Backend) {
     let app = spawn(b).await;
-    app.vishnu().await;
-    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let txn = app.vishnu_login_otp().await;
     let code = app.code(&txn, "email").await;
     assert!(app.login_app(&txn, &code, "d").await.json()["User"].is_object());
     assert_eq!(
@@ -124,8 +122,7 @@ async fn a_code_works_once(b: Backend) {
 
 async fn a_new_code_supersedes_the_old(b: Backend) {
     let app = spawn(b).await;
-    app.vishnu().await;
-    let first = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let first = app.vishnu_login_otp().await;
     let first_code = app.code(&first, "sms").await;
     let second = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
     let second_code = app.code(&second, "sms").await;
@@ -138,8 +135,7 @@ async fn a_new_code_supersedes_the_old(b: Backend) {
 
 async fn expired_codes_fail(b: Backend) {
     let app = spawn_with(b, |s| s.otp.expiry_seconds = 1).await;
-    app.vishnu().await;
-    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let txn = app.vishnu_login_otp().await;
     let code = app.code(&txn, "sms").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(

@@ -1,8 +1,10 @@
 //! Integration tests: the real gateway on a temporary database per test, on SQLite
 //! always and on PostgreSQL when OTPGATE_TEST_POSTGRES_URL is set.
 
-mod helpers;
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 mod layering;
+mod support;
 
 mod bad_input;
 mod bench;

@@ -10,7 +10,7 @@ use std::sync::{LazyLock, Mutex};
 use serde_json::Value;
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 /// Set (as .ci/run does) to make a missing xmllint fail the suite rather than skip
 /// the XSD checks.
@@ -148,7 +148,7 @@ fn invalid_bodies_are_refused() {
     }
 }
 
-/// The OpenAPI document's operations are exactly startup::ROUTES, the list the router
+/// The OpenAPI document's operations are exactly startup::routes(), the list the router
 /// dispatches by, and every schema it refers to exists.
 #[test]
 fn the_openapi_document_lists_every_route_the_app_serves() {

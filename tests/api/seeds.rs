@@ -5,7 +5,7 @@ use otpgate::core::users::NewUser;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 /// Replaces the value of each named field, wherever it is, with a marker, after
 /// checking it has the expected shape.
@@ -103,13 +103,7 @@ async fn seed_000_generate_xml_twin(b: Backend) {
     );
     let doc = a.xml();
     assert_eq!(doc.root_name, "CommonWS_JsonObjCallResult");
-    let keys: Vec<&str> = doc
-        .value
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = member_names(&doc.value);
     assert_eq!(
         keys,
         [

@@ -1,6 +1,6 @@
 //! What is stored, and how: migrations, secrets at rest, the outbox.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use otpgate::db::outbox::{self, OutboxRow};
@@ -8,7 +8,7 @@ use otpgate::db::schema::{audit_events, challenges, outbox as outbox_t};
 use otpgate::db::{ConnectionManager, DatabaseUrl, migrate, now_ms, revert_all};
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 async fn migrations_go_up_down_and_up_again(b: Backend) {
     let db = TestDb::new(b);
@@ -43,8 +43,7 @@ async fn migrations_go_up_down_and_up_again(b: Backend) {
 /// text is dropped once it is sent.
 async fn codes_are_not_stored_in_clear(b: Backend) {
     let app = spawn(b).await;
-    app.vishnu().await;
-    let txn = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let txn = app.vishnu_login_otp().await;
     let code = app.code(&txn, "sms").await;
     let t = txn.clone();
     let (hash, payloads, audit) = app
@@ -72,18 +71,20 @@ async fn codes_are_not_stored_in_clear(b: Backend) {
     assert!(!hash.windows(code.len()).any(|w| w == code.as_bytes()));
     assert_eq!(hash, app.app.keys.code_hash(&txn, &code));
     // Sent: both messages' sealed texts are gone.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut payloads = payloads;
-    while payloads.iter().any(Option::is_some) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        payloads = app
+    assert_eq!(payloads.len(), 2);
+    eventually(Duration::from_secs(5), || async {
+        let payloads: Vec<Option<Vec<u8>>> = app
             .app
             .db
             .run(|c| Ok(outbox_t::table.select(outbox_t::payload).load(c)?))
             .await
             .unwrap();
-    }
-    assert_eq!(payloads, vec![None, None]);
+        match payloads[..] {
+            [None, None] => Ok(()),
+            _ => Err(format!("sealed texts kept: {payloads:?}")),
+        }
+    })
+    .await;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -185,11 +186,9 @@ async fn failing_deliveries_are_retried_then_marked_failed(b: Backend) {
         s.delivery.retry_base_ms = 20;
     })
     .await;
-    app.vishnu().await;
-    app.login_otp("Vishnu.kumar@syntel.com", "d").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        type Row = (String, i64, Option<String>, Option<Vec<u8>>);
+    app.vishnu_login_otp().await;
+    type Row = (String, i64, Option<String>, Option<Vec<u8>>);
+    let rows: Vec<Row> = eventually(Duration::from_secs(10), || async {
         let rows: Vec<Row> = app
             .app
             .db
@@ -206,19 +205,20 @@ async fn failing_deliveries_are_retried_then_marked_failed(b: Backend) {
             .await
             .unwrap();
         if rows.iter().all(|r| r.0 == "failed") {
-            for (_, attempts, error, payload) in rows {
-                assert_eq!(attempts, 3);
-                assert!(
-                    error
-                        .unwrap()
-                        .starts_with("file: file transport: cannot open")
-                );
-                assert!(payload.is_some());
-            }
-            break;
+            Ok(rows)
+        } else {
+            Err(format!("not failed in time: {rows:?}"))
         }
-        assert!(Instant::now() < deadline, "not failed in time: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await;
+    for (_, attempts, error, payload) in rows {
+        assert_eq!(attempts, 3);
+        assert!(
+            error
+                .unwrap()
+                .starts_with("file: file transport: cannot open")
+        );
+        assert!(payload.is_some());
     }
 }
 
@@ -266,8 +266,7 @@ async fn postgres_tls_follows_sslmode() {
 async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
     use otpgate::db::schema::{sends, sessions};
     let app = spawn(b).await;
-    app.vishnu().await;
-    let old = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
+    let old = app.vishnu_login_otp().await;
     app.code(&old, "sms").await;
     let fresh = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
     app.code(&fresh, "sms").await;
@@ -331,10 +330,8 @@ async fn log_transport_sends_without_keeping_text(b: Backend) {
         s.delivery.sms = vec!["log".into()];
     })
     .await;
-    app.vishnu().await;
-    app.login_otp("Vishnu.kumar@syntel.com", "d").await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    app.vishnu_login_otp().await;
+    let states: Vec<(String, Option<Vec<u8>>)> = eventually(Duration::from_secs(5), || async {
         let states: Vec<(String, Option<Vec<u8>>)> = app
             .app
             .db
@@ -346,12 +343,13 @@ async fn log_transport_sends_without_keeping_text(b: Backend) {
             .await
             .unwrap();
         if states.iter().all(|(s, p)| s == "sent" && p.is_none()) {
-            assert_eq!(states.len(), 2);
-            break;
+            Ok(states)
+        } else {
+            Err(format!("{states:?}"))
         }
-        assert!(Instant::now() < deadline, "{states:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(states.len(), 2);
     assert!(!app.sink.exists());
 }
 
@@ -360,25 +358,10 @@ both!(log_transport_sends_without_keeping_text);
 /// A superseded challenge's messages that are still queued are cancelled, not sent
 /// later with a code that no longer works.
 async fn superseding_cancels_queued_messages(b: Backend) {
-    use otpgate::core::otp::{Channel, Destination, IssueRequest, Policy, issue};
+    use otpgate::core::otp::issue;
     let (app, _db, _dir) = open_app(b).await;
     let settings = app.settings.clone();
-    let mk = move || IssueRequest {
-        subject: "user:1".into(),
-        purpose: "login",
-        user_id: None,
-        org_id: 1,
-        destinations: vec![Destination {
-            channel: Channel::Sms,
-            address: "+15550001".into(),
-        }],
-        device_id: None,
-        language: None,
-        sms_template: None,
-        reveal_code: false,
-        policy: Policy::for_org(&settings, 1),
-        limit_scope: None,
-    };
+    let mk = move || sms_issue_request(&settings, "user:1", "+15550001");
     let (keys, templates) = (app.keys.clone(), app.templates.clone());
     let (first, second) = app
         .db

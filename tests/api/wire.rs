@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both;
-use crate::helpers::*;
+use crate::support::*;
 
 async fn paths_match_by_suffix_in_any_case(b: Backend) {
     let app = spawn(b).await;

@@ -189,7 +189,10 @@ impl Template {
 }
 
 /// The JSON member name or XML element name a value that follows `before` belongs to.
-#[allow(clippy::expect_used, reason = "a constant pattern, exercised by the tests")]
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern, exercised by the tests"
+)]
 fn last_field(before: &str) -> Option<String> {
     static FIELD: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"(?:"([^"\\]+)"\s*:\s*"?|<(?:[\w.-]+:)?([\w.-]+)(?:\s[^<>]*)?>)\z"#)

@@ -1,0 +1,90 @@
+//! Send limits, expiry, lockout after wrong codes, and a synchronous send that fails.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{API, config, create};
+use crate::both;
+use crate::support::*;
+
+async fn limits_expiry_and_lockout(b: Backend) {
+    let app = spawn(b).await;
+    config(&app, 7, |c| c.expiry_seconds = 1).await;
+    // MaxSMSCount from the request: 2 per interval for this number.
+    let mut req = create("905320000001", 0);
+    req["MaxSMSCount"] = json!(2);
+    req["MaxSMSInterval"] = json!(10);
+    for _ in 0..2 {
+        assert_eq!(
+            app.tf("CreateTwoFactorSmsOtp", req.clone()).await.json()["Success"],
+            true
+        );
+    }
+    let a = app
+        .request(
+            reqwest::Method::POST,
+            &format!("{API}/CreateTwoFactorSmsOtp"),
+            &[
+                ("content-type", Some("application/json")),
+                ("accept", Some("text/xml")),
+            ],
+            req.to_string(),
+        )
+        .await;
+    assert!(a.text.contains("<Code>MaxOtpRequestExceededCode</Code><ExceptionMessage>The OTP limit for this destination has been reached. Please try again in 900 seconds.</ExceptionMessage><GsmNumber>*********001</GsmNumber><Id>0</Id><OtpCode i:nil=\"true\" />"), "{}", a.text);
+    assert!(a.text.contains("<Success>false</Success>"));
+
+    // Expiry from the configuration (1 s).
+    let (_, reference) = app.tf_create(create("905320000002", 7)).await;
+    let code = app.code(&reference, "sms").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let v = app.tf_validate(&reference, &code).await;
+    assert_eq!(
+        (v["Code"].clone(), v["ExceptionMessage"].clone()),
+        (
+            json!(6002),
+            json!("The OTP has expired. Please generate a new OTP.")
+        )
+    );
+
+    // Three wrong codes lock it.
+    let (_, reference) = app.tf_create(create("905320000003", 0)).await;
+    let code = app.code(&reference, "sms").await;
+    for _ in 0..3 {
+        let v = app.tf_validate(&reference, &wrong(&code)).await;
+        assert_eq!(v["Code"], 6000);
+    }
+    let v = app.tf_validate(&reference, &code).await;
+    assert_eq!(v["Code"], 6004);
+}
+
+/// IsSync waits for the SMS to be handed over, and reports a failure to send.
+async fn synchronous_send_reports_failure(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_file = dir.path().to_path_buf();
+    let app = spawn_with(b, move |s| {
+        s.delivery.file_path = not_a_file;
+        s.delivery.max_attempts = 1;
+    })
+    .await;
+    let mut req = create("905321234567", 0);
+    req["IsSync"] = json!(true);
+    let v = app.tf("CreateTwoFactorSmsOtp", req).await.json();
+    assert_eq!(
+        (v["Success"].clone(), v["Code"].clone()),
+        (json!(false), json!(4005)),
+        "{v}"
+    );
+    assert!(
+        v["Id"].as_i64().unwrap() > 0 && v["OtpIdReference"].is_string(),
+        "the OTP exists: {v}"
+    );
+    // The reason stays in the log: no provider names or server paths for the caller.
+    assert_eq!(
+        v["ExceptionMessage"],
+        "The OTP could not be sent: no SMS provider accepted the message."
+    );
+}
+
+both!(limits_expiry_and_lockout, synchronous_send_reports_failure);
