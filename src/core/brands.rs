@@ -71,32 +71,35 @@ pub fn policy(defaults: &PolicySettings, brand: &Brand) -> Policy {
     p
 }
 
-/// Where a request stands against its session.
-pub struct SessionUse<'a> {
+/// A request made within a session: the brand, route family, device and identifier
+/// it names, and the session it names.
+pub struct SessionRequest {
+    pub brand: Brand,
+    /// Came in on the web routes.
     pub web: bool,
-    pub device_id: Option<&'a str>,
-    pub identifier: &'a Identifier,
+    pub device_id: Option<String>,
+    pub identifier: Identifier,
+    pub session_id: String,
 }
 
-/// The session, if it is open and was opened for this brand, route family, device and
-/// identifier; each mismatch has its own error.
+/// The session, if it is open and was opened for this request's brand, route family,
+/// device and identifier; each mismatch has its own error.
 pub fn check_session(
     session: Option<BrandSession>,
-    brand: &Brand,
-    using: &SessionUse<'_>,
+    req: &SessionRequest,
     now: i64,
 ) -> Result<BrandSession> {
     let s = match session {
-        Some(s) if s.expires_at > now && s.validated_at.is_none() && s.web == using.web => s,
+        Some(s) if s.expires_at > now && s.validated_at.is_none() && s.web == req.web => s,
         _ => return Err(Error::InvalidSession),
     };
-    if s.brand_key != brand.brand_key {
+    if s.brand_key != req.brand.brand_key {
         return Err(Error::BrandMismatch);
     }
-    if !using.web && s.device_id.as_deref() != using.device_id {
+    if !req.web && s.device_id != req.device_id {
         return Err(Error::DeviceMismatch);
     }
-    let id = using.identifier;
+    let id = &req.identifier;
     if s.identifier_type != id.kind.as_str() {
         return Err(Error::IdentifierMismatch);
     }

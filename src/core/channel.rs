@@ -60,3 +60,30 @@ impl Destination {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(channel: Channel, address: &str) -> Destination {
+        Destination {
+            channel,
+            address: address.into(),
+        }
+    }
+
+    #[test]
+    fn limit_keys_ignore_formatting_but_not_channel() {
+        let a = to(Channel::Sms, "+91 98765-43219");
+        let b = to(Channel::Sms, "919876543219");
+        assert_eq!(a.limit_key(None), b.limit_key(None));
+        let e1 = to(Channel::Email, "A@B.com ");
+        let e2 = to(Channel::Email, "a@b.com");
+        assert_eq!(e1.limit_key(None), e2.limit_key(None));
+        assert_ne!(a.limit_key(None), e2.limit_key(None));
+        // A scope counts apart from the address alone and from other scopes.
+        assert_eq!(a.limit_key(Some("t:x")), b.limit_key(Some("t:x")));
+        assert_ne!(a.limit_key(Some("t:x")), a.limit_key(None));
+        assert_ne!(a.limit_key(Some("t:x")), a.limit_key(Some("t:y")));
+    }
+}

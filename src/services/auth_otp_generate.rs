@@ -4,7 +4,7 @@
 //! send limit) is counted in the database per brand and destination; a new code
 //! supersedes the session's previous one.
 
-use crate::core::brands::{self, Brand, Identifier, IdentifierKind, SessionUse};
+use crate::core::brands::{self, IdentifierKind, SessionRequest};
 use crate::core::ids::UserId;
 use crate::core::otp::{self, Channel, Destination, IssueRequest};
 use crate::core::users;
@@ -12,17 +12,9 @@ use crate::db::{capillary_sessions, now_ms, users as user_rows};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
-pub struct Input {
-    pub brand: Brand,
-    pub web: bool,
-    pub device_id: Option<String>,
-    pub identifier: Identifier,
-    pub session_id: String,
-}
-
-pub async fn call(state: &AppState, input: Input) -> Result<()> {
+pub async fn call(state: &AppState, input: SessionRequest) -> Result<()> {
     let now = now_ms();
-    let brand = input.brand;
+    let brand = input.brand.clone();
     let policy = brands::policy(&state.settings.otp, &brand);
     let mut request = IssueRequest::new(String::new(), brands::PURPOSE, policy, Vec::new());
     request.org_id = brand.org_id;
@@ -31,12 +23,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<()> {
     let channels = brand.channels();
     super::issuing(state, move |c, keys, templates| {
         let session = capillary_sessions::find(c, &input.session_id)?;
-        let using = SessionUse {
-            web: input.web,
-            device_id: input.device_id.as_deref(),
-            identifier: &input.identifier,
-        };
-        let session = brands::check_session(session, &brand, &using, now)?;
+        let session = brands::check_session(session, &input, now)?;
         let id = &input.identifier;
         let destinations = match id.kind {
             IdentifierKind::Mobile if channels.contains(&Channel::Sms) => vec![Destination {

@@ -2,7 +2,7 @@
 //! the session in the same transaction that spends the code. The wrong code that uses
 //! up the retries ends the session: a new code on it would bring fresh retries.
 
-use crate::core::brands::{self, Brand, BrandSession, Identifier, SessionUse};
+use crate::core::brands::{self, BrandSession, SessionRequest};
 use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, VerifyRequest};
 use crate::db::{capillary_sessions, challenges, now_ms, users};
@@ -10,11 +10,7 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 
 pub struct Input {
-    pub brand: Brand,
-    pub web: bool,
-    pub device_id: Option<String>,
-    pub identifier: Identifier,
-    pub session_id: String,
+    pub session: SessionRequest,
     pub code: String,
 }
 
@@ -30,13 +26,8 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     state
         .db
         .run(move |c| {
-            let session = capillary_sessions::find(c, &input.session_id)?;
-            let using = SessionUse {
-                web: input.web,
-                device_id: input.device_id.as_deref(),
-                identifier: &input.identifier,
-            };
-            let session = brands::check_session(session, &input.brand, &using, now)?;
+            let session = capillary_sessions::find(c, &input.session.session_id)?;
+            let session = brands::check_session(session, &input.session, now)?;
             let subject = brands::subject(&session.id);
             let latest = challenges::latest_for_subject(c, &subject, brands::PURPOSE)?
                 .ok_or(Error::UnknownTransaction)?;

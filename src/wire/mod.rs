@@ -83,9 +83,36 @@ pub fn fault_status(e: &crate::error::Error) -> actix_web::http::StatusCode {
     }
 }
 
+/// A 405 answer, with the `Allow: POST` header the dialects' routes all have.
+pub fn allow_post(mut answer: actix_web::HttpResponse) -> actix_web::HttpResponse {
+    use actix_web::http::header;
+    answer
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    answer
+}
+
 pub enum BodyError {
     TooLarge,
     Unreadable,
+}
+
+impl BodyError {
+    /// The HTTP status and the text every dialect answers a body it could not read
+    /// with, in its own shape.
+    pub fn answer(&self, limit: usize) -> (actix_web::http::StatusCode, String) {
+        use actix_web::http::StatusCode;
+        match self {
+            BodyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {limit} bytes."),
+            ),
+            BodyError::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.".to_string(),
+            ),
+        }
+    }
 }
 
 /// Reads a request body of at most `limit` bytes, refusing early when Content-Length

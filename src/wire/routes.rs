@@ -31,6 +31,17 @@ impl Route {
         }
     }
 
+    /// POST routes matched by suffix, one per path.
+    pub const fn post_suffixes<const N: usize>(paths: [&'static str; N]) -> [Route; N] {
+        let mut routes = [Route::post_suffix(""); N];
+        let mut i = 0;
+        while i < N {
+            routes[i] = Route::post_suffix(paths[i]);
+            i += 1;
+        }
+        routes
+    }
+
     pub fn matches(&self, path: &str) -> bool {
         match self.matching {
             Match::Exact => path == self.path,

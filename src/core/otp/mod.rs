@@ -158,31 +158,4 @@ mod tests {
         assert_eq!(r.len(), 6);
         assert!(!r.contains(['0', 'O', '1', 'I']));
     }
-
-    #[test]
-    fn limit_keys_ignore_formatting_but_not_channel() {
-        let a = Destination {
-            channel: Channel::Sms,
-            address: "+91 98765-43219".into(),
-        };
-        let b = Destination {
-            channel: Channel::Sms,
-            address: "919876543219".into(),
-        };
-        assert_eq!(a.limit_key(None), b.limit_key(None));
-        let e1 = Destination {
-            channel: Channel::Email,
-            address: "A@B.com ".into(),
-        };
-        let e2 = Destination {
-            channel: Channel::Email,
-            address: "a@b.com".into(),
-        };
-        assert_eq!(e1.limit_key(None), e2.limit_key(None));
-        assert_ne!(a.limit_key(None), e2.limit_key(None));
-        // A scope counts apart from the address alone and from other scopes.
-        assert_eq!(a.limit_key(Some("t:x")), b.limit_key(Some("t:x")));
-        assert_ne!(a.limit_key(Some("t:x")), a.limit_key(None));
-        assert_ne!(a.limit_key(Some("t:x")), a.limit_key(Some("t:y")));
-    }
 }

@@ -14,7 +14,7 @@ mod operations;
 pub mod request;
 pub mod tokens;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
@@ -27,14 +27,14 @@ use crate::state::AppState;
 use crate::wire::routes::Route;
 use crate::wire::{BodyError, json_object, read_body};
 
-pub const ROUTES: &[Route] = &[
-    Route::post_suffix("/auth/v1/token/generate"),
-    Route::post_suffix("/auth/v1/otp/generate"),
-    Route::post_suffix("/auth/v1/otp/validate"),
-    Route::post_suffix("/auth/v1/web/token/generate"),
-    Route::post_suffix("/auth/v1/web/otp/generate"),
-    Route::post_suffix("/auth/v1/web/otp/validate"),
-];
+pub const ROUTES: &[Route] = &Route::post_suffixes([
+    "/auth/v1/token/generate",
+    "/auth/v1/otp/generate",
+    "/auth/v1/otp/validate",
+    "/auth/v1/web/token/generate",
+    "/auth/v1/web/otp/generate",
+    "/auth/v1/web/otp/validate",
+]);
 
 const AREA: &str = "/auth/v1";
 
@@ -92,26 +92,21 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         );
     };
     if req.method() != actix_web::http::Method::POST {
-        let mut r = transport(
+        return crate::wire::allow_post(transport(
             StatusCode::METHOD_NOT_ALLOWED,
             "Only POST is allowed on this path.",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-        return r;
+        ));
     }
     let limit = state.settings.max_body_bytes;
     let body = match read_body(&req, payload, limit).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return transport(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("The request body is larger than {limit} bytes."),
-            );
-        }
-        Err(BodyError::Unreadable) => {
-            let f = Failure::invalid("The request body could not be read.");
-            return answer(StatusCode::BAD_REQUEST, &f.body());
+        Err(e) => {
+            let (status, message) = e.answer(limit);
+            return match e {
+                // The status as the code, like the other transport faults.
+                BodyError::TooLarge => transport(status, &message),
+                BodyError::Unreadable => answer(status, &Failure::invalid(message).body()),
+            };
         }
     };
     let decoded = if body.iter().all(u8::is_ascii_whitespace) {

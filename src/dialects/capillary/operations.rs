@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::codes::{Failure, Operation, success};
 use super::request::Call;
 use super::{hash, tokens};
-use crate::core::brands::Brand;
+use crate::core::brands::{Brand, SessionRequest};
 use crate::core::now_ms;
 use crate::services::{self, auth_otp_generate, auth_otp_validate, auth_token_generate};
 use crate::state::AppState;
@@ -53,7 +53,7 @@ async fn token_generate(state: &AppState, call: &Call, brand: Brand) -> Result<V
 async fn otp_generate(state: &AppState, call: &Call, brand: Brand) -> Result<Value, Failure> {
     const OP: Operation = Operation::OtpGenerate;
     hash::check_hash(&brand, call, now_ms())?;
-    let input = auth_otp_generate::Input {
+    let input = SessionRequest {
         web: call.web,
         device_id: call.device_id()?,
         identifier: call.identifier()?,
@@ -90,11 +90,13 @@ async fn otp_validate(state: &AppState, call: &Call, brand: Brand) -> Result<Val
         return Err(Failure::of(1506));
     }
     let input = auth_otp_validate::Input {
-        brand: brand.clone(),
-        web: call.web,
-        device_id,
-        identifier,
-        session_id,
+        session: SessionRequest {
+            brand: brand.clone(),
+            web: call.web,
+            device_id,
+            identifier,
+            session_id,
+        },
         code,
     };
     let o = auth_otp_validate::call(state, input)

@@ -9,6 +9,7 @@ use crate::error::Error;
 
 /// The HTTP status and the `Errors` text of an error.
 pub fn answer(e: &Error) -> (StatusCode, String) {
+    let core = || e.to_string();
     let text = match e {
         Error::UnknownTransaction => {
             "Invalid TransactionID: no OTP was generated with this TransactionID.".to_string()
@@ -22,27 +23,27 @@ pub fn answer(e: &Error) -> (StatusCode, String) {
         Error::ConfigurationNotFound => {
             "No configuration with this TwoFactorConfigurationId exists.".to_string()
         }
-        Error::InvalidRequest(_)
-        | Error::CodeExpired
-        | Error::CodeAlreadyUsed
-        | Error::CodeSuperseded
-        | Error::TooManyAttempts
-        | Error::WrongCode { .. }
-        | Error::SendLimitReached { .. }
-        | Error::ResendCooldown { .. }
-        | Error::NoDestination
-        | Error::InvalidCredentials
-        | Error::LoginLocked { .. }
-        | Error::UserNotFound
-        | Error::UserMismatch
-        | Error::NotValidated
-        | Error::BrandMismatch
-        | Error::MobileMismatch
-        | Error::IdentifierMismatch
-        | Error::PayloadRejected
-        | Error::DeliveryFailed(_)
-        | Error::Unavailable
-        | Error::Internal(_) => e.to_string(),
+        Error::InvalidRequest(_) => core(),
+        Error::CodeExpired => core(),
+        Error::CodeAlreadyUsed => core(),
+        Error::CodeSuperseded => core(),
+        Error::TooManyAttempts => core(),
+        Error::WrongCode { .. } => core(),
+        Error::SendLimitReached { .. } => core(),
+        Error::ResendCooldown { .. } => core(),
+        Error::NoDestination => core(),
+        Error::InvalidCredentials => core(),
+        Error::LoginLocked { .. } => core(),
+        Error::UserNotFound => core(),
+        Error::UserMismatch => core(),
+        Error::NotValidated => core(),
+        Error::BrandMismatch => core(),
+        Error::MobileMismatch => core(),
+        Error::IdentifierMismatch => core(),
+        Error::PayloadRejected => core(),
+        Error::DeliveryFailed(_) => core(),
+        Error::Unavailable => core(),
+        Error::Internal(_) => core(),
     };
     (crate::wire::fault_status(e), text)
 }

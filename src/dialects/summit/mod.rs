@@ -16,7 +16,7 @@ pub mod registry;
 mod request;
 pub mod user_document;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::Value;
@@ -27,13 +27,13 @@ use crate::services;
 use crate::state::AppState;
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
-use crate::wire::{BodyError, Format, read_body};
+use crate::wire::{Format, read_body};
 
 /// The envelope endpoint, in its two spellings.
-pub const ROUTES: &[Route] = &[
-    Route::post_suffix("/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall"),
-    Route::post_suffix("/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall_JSON"),
-];
+pub const ROUTES: &[Route] = &Route::post_suffixes([
+    "/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall",
+    "/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall_JSON",
+]);
 
 /// Whether a path is under the Summit service, so its errors take the envelope shape.
 pub fn is_area(path: &str) -> bool {
@@ -56,29 +56,17 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
     }
     if req.method() != actix_web::http::Method::POST {
         let out = Out::for_request(&req, b"");
-        let mut r = fault(
+        return crate::wire::allow_post(fault(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method not allowed: use POST.",
             out,
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-        return r;
+        ));
     }
     let limit = state.settings.max_body_bytes;
     let body = match read_body(&req, payload, limit).await {
         Ok(b) => b,
         Err(e) => {
-            let (status, msg) = match e {
-                BodyError::TooLarge => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("The request body is larger than {limit} bytes."),
-                ),
-                BodyError::Unreadable => (
-                    StatusCode::BAD_REQUEST,
-                    "The request body could not be read.".to_string(),
-                ),
-            };
+            let (status, msg) = e.answer(limit);
             return fault(status, &msg, Out::for_request(&req, b""));
         }
     };

@@ -42,105 +42,92 @@ pub fn failure(op: Operation, e: &Error, gsm_number: Option<&str>) -> Dto {
     }
 }
 
-/// The ExceptionMessage: the core's text, but for the errors this API names with its
-/// own words (an OTP is named by OtpIdReference or OtpId, not TransactionID).
-fn message(op: Operation, e: &Error) -> String {
+/// How this API answers an error: its `CreateTwoFactorSmsOtpResponseCode`, its
+/// `ValidateTwoFactorSmsOtpResponseCode`, and its own words where it names things
+/// differently (an OTP is named by OtpIdReference or OtpId, not TransactionID).
+struct Answer {
+    create: i64,
+    validate: i64,
+    text: Option<&'static str>,
+}
+
+const fn codes(create: i64, validate: i64) -> Answer {
+    Answer {
+        create,
+        validate,
+        text: None,
+    }
+}
+
+const fn worded(create: i64, validate: i64, text: &'static str) -> Answer {
+    Answer {
+        create,
+        validate,
+        text: Some(text),
+    }
+}
+
+fn answer(e: &Error) -> Answer {
     match e {
-        Error::UnknownTransaction if op == Operation::ValidateByReference => {
+        Error::InvalidRequest(_) => codes(4002, 6007),
+        Error::UnknownTransaction => worded(
+            4002,
+            6005,
+            "No OTP was found for this OtpIdReference or OtpId.",
+        ),
+        Error::CodeExpired => codes(4002, 6002),
+        Error::CodeAlreadyUsed => codes(4002, 6003),
+        Error::CodeSuperseded => codes(4002, 6006),
+        Error::TooManyAttempts => codes(4002, 6004),
+        Error::WrongCode { .. } => codes(4002, 6000),
+        Error::DeviceMismatch => worded(
+            4002,
+            6007,
+            "The DeviceId does not match the device the OTP was generated for.",
+        ),
+        Error::SendLimitReached { .. } => codes(4000, 6007),
+        Error::ResendCooldown { .. } => codes(4006, 6007),
+        Error::NoDestination => codes(4002, 6007),
+        Error::InvalidCredentials => codes(4002, 6007),
+        Error::LoginLocked { .. } => codes(4002, 6007),
+        Error::InvalidSession => worded(
+            4002,
+            6007,
+            "The TokenID is invalid or has expired. Please log in again.",
+        ),
+        Error::UserNotFound => codes(4004, 6007),
+        Error::UserMismatch => codes(4002, 6007),
+        Error::ConfigurationNotFound => worded(
+            4003,
+            6007,
+            "No configuration with this TwoFactorConfigurationId exists.",
+        ),
+        Error::NotValidated => codes(4002, 6008),
+        Error::BrandMismatch => codes(4002, 6007),
+        Error::MobileMismatch => codes(4002, 6007),
+        Error::IdentifierMismatch => codes(4002, 6007),
+        Error::PayloadRejected => codes(4002, 6007),
+        Error::DeliveryFailed(_) => codes(4005, 6007),
+        Error::Unavailable => codes(4007, 6009),
+        Error::Internal(_) => codes(4007, 6009),
+    }
+}
+
+fn message(op: Operation, e: &Error) -> String {
+    match (op, e) {
+        (Operation::ValidateByReference, Error::UnknownTransaction) => {
             "No OTP with this OtpIdReference was created for this user.".to_string()
         }
-        Error::UnknownTransaction => "No OTP was found for this OtpIdReference or OtpId.".into(),
-        Error::ConfigurationNotFound => {
-            "No configuration with this TwoFactorConfigurationId exists.".into()
-        }
-        Error::DeviceMismatch => {
-            "The DeviceId does not match the device the OTP was generated for.".into()
-        }
-        Error::InvalidSession => {
-            "The TokenID is invalid or has expired. Please log in again.".into()
-        }
-        Error::InvalidRequest(_)
-        | Error::CodeExpired
-        | Error::CodeAlreadyUsed
-        | Error::CodeSuperseded
-        | Error::TooManyAttempts
-        | Error::WrongCode { .. }
-        | Error::SendLimitReached { .. }
-        | Error::ResendCooldown { .. }
-        | Error::NoDestination
-        | Error::InvalidCredentials
-        | Error::LoginLocked { .. }
-        | Error::UserNotFound
-        | Error::UserMismatch
-        | Error::NotValidated
-        | Error::BrandMismatch
-        | Error::MobileMismatch
-        | Error::IdentifierMismatch
-        | Error::PayloadRejected
-        | Error::DeliveryFailed(_)
-        | Error::Unavailable
-        | Error::Internal(_) => e.to_string(),
+        _ => answer(e).text.map_or_else(|| e.to_string(), str::to_string),
     }
 }
 
-/// `CreateTwoFactorSmsOtpResponseCode` of an error.
 fn create_code(e: &Error) -> i64 {
-    match e {
-        Error::SendLimitReached { .. } => 4000,
-        Error::ConfigurationNotFound => 4003,
-        Error::UserNotFound => 4004,
-        Error::DeliveryFailed(_) => 4005,
-        Error::ResendCooldown { .. } => 4006,
-        Error::Unavailable | Error::Internal(_) => 4007,
-        Error::InvalidRequest(_)
-        | Error::UnknownTransaction
-        | Error::CodeExpired
-        | Error::CodeAlreadyUsed
-        | Error::CodeSuperseded
-        | Error::TooManyAttempts
-        | Error::WrongCode { .. }
-        | Error::DeviceMismatch
-        | Error::NoDestination
-        | Error::InvalidCredentials
-        | Error::LoginLocked { .. }
-        | Error::InvalidSession
-        | Error::UserMismatch
-        | Error::NotValidated
-        | Error::BrandMismatch
-        | Error::MobileMismatch
-        | Error::IdentifierMismatch
-        | Error::PayloadRejected => 4002,
-    }
+    answer(e).create
 }
 
-/// `ValidateTwoFactorSmsOtpResponseCode` of an error.
 fn validate_code(e: &Error) -> i64 {
-    match e {
-        Error::WrongCode { .. } => 6000,
-        Error::CodeExpired => 6002,
-        Error::CodeAlreadyUsed => 6003,
-        Error::TooManyAttempts => 6004,
-        Error::UnknownTransaction => 6005,
-        Error::CodeSuperseded => 6006,
-        Error::NotValidated => 6008,
-        Error::Unavailable | Error::Internal(_) => 6009,
-        Error::InvalidRequest(_)
-        | Error::DeviceMismatch
-        | Error::SendLimitReached { .. }
-        | Error::ResendCooldown { .. }
-        | Error::NoDestination
-        | Error::InvalidCredentials
-        | Error::LoginLocked { .. }
-        | Error::InvalidSession
-        | Error::UserNotFound
-        | Error::UserMismatch
-        | Error::ConfigurationNotFound
-        | Error::DeliveryFailed(_)
-        | Error::BrandMismatch
-        | Error::MobileMismatch
-        | Error::IdentifierMismatch
-        | Error::PayloadRejected => 6007,
-    }
+    answer(e).validate
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::state::AppState;
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
 use crate::wire::xml::{self, EncodeOptions};
-use crate::wire::{BodyError, Format, read_body};
+use crate::wire::{Format, read_body};
 
 /// The four actions, also served as ServiceNames of the Summit envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,12 +68,12 @@ impl Operation {
     }
 }
 
-pub const ROUTES: &[Route] = &[
-    Route::post_suffix("/api/TwoFactor/CreateTwoFactorSmsOtp"),
-    Route::post_suffix("/api/TwoFactor/ValidateTwoFactorSmsOtp"),
-    Route::post_suffix("/api/TwoFactor/ValidateTwoFactorSmsOtoByReferenceId"),
-    Route::post_suffix("/api/TwoFactor/CreateOtpForRemindPassword"),
-];
+pub const ROUTES: &[Route] = &Route::post_suffixes([
+    "/api/TwoFactor/CreateTwoFactorSmsOtp",
+    "/api/TwoFactor/ValidateTwoFactorSmsOtp",
+    "/api/TwoFactor/ValidateTwoFactorSmsOtoByReferenceId",
+    "/api/TwoFactor/CreateOtpForRemindPassword",
+]);
 
 const PREFIX: &str = "/api/twofactor/";
 
@@ -152,25 +152,13 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             "The requested resource does not support http method '{}'.",
             req.method()
         );
-        let mut r = web_api_error(&req, StatusCode::METHOD_NOT_ALLOWED, &msg);
-        r.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-        return r;
+        return crate::wire::allow_post(web_api_error(&req, StatusCode::METHOD_NOT_ALLOWED, &msg));
     }
     let limit = state.settings.max_body_bytes;
     let body = match read_body(&req, payload, limit).await {
         Ok(b) => b,
         Err(e) => {
-            let (status, msg) = match e {
-                BodyError::TooLarge => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("The request body is larger than {limit} bytes."),
-                ),
-                BodyError::Unreadable => (
-                    StatusCode::BAD_REQUEST,
-                    "The request body could not be read.".to_string(),
-                ),
-            };
+            let (status, msg) = e.answer(limit);
             let dto = errors::failure(op, &Error::invalid(msg), None);
             return answer(&req, b"", status, &dto);
         }

@@ -1,0 +1,151 @@
+//! Setting the benchmark up: the gateway's settings, its users, and the SMS listener
+//! that hands each code to the virtual client whose number it is.
+
+use super::*;
+
+/// The digits of a hex string's characters, for numbers unique to a run.
+pub(super) fn numeric(s: &str) -> String {
+    s.bytes().map(|b| char::from(b'0' + b % 10)).collect()
+}
+
+/// The gateway's configuration: `base`, with the bench's address, database, log level
+/// and SMS provider, one channel (SMS) and send limits that a load of this many cycles
+/// per user does not reach. The limits are still checked on every request.
+pub(super) fn gateway_settings(
+    args: &BenchArgs,
+    mut s: Settings,
+    database_url: &str,
+    sms: SocketAddr,
+    dir: &std::path::Path,
+) -> Result<Settings, String> {
+    s.bind = free_loopback_addr(args.host)?.to_string();
+    s.database_url = database_url.to_string();
+    if let Some(n) = args.pool_size {
+        s.pool_size = n;
+    }
+    if let Some(n) = args.workers {
+        s.workers = n;
+    }
+    s.log.level = "warn".into();
+    s.log.format = "text".into();
+    s.secrets.otp_key = Some(hex::encode(crate::core::keys::random_bytes::<32>()));
+    s.secrets.previous_otp_keys.clear();
+    s.secrets.key_file = dir.join("otpgate.key");
+    s.otp.channels = vec!["sms".into()];
+    s.otp.max_sends = 1_000_000_000;
+    s.otp.resend_cooldown_seconds = 0;
+    s.orgs.clear();
+    s.field_cipher = Default::default();
+    s.delivery.console = false;
+    s.delivery.sms = vec!["bench".into()];
+    s.delivery.email = vec!["file".into()];
+    s.delivery.file_path = dir.join("deliveries.jsonl");
+    s.delivery.sms_template = "{code} is your {app} code.".into();
+    s.delivery.templates.clear();
+    s.delivery.orgs.clear();
+    s.delivery.providers = vec![ProviderSettings::HttpSms(HttpSmsSettings {
+        name: "bench".into(),
+        url: format!("http://{sms}/sms"),
+        method: "POST".into(),
+        headers: Default::default(),
+        basic_auth: None,
+        query: Default::default(),
+        encoding: "json".into(),
+        body: Some(json!({"to": "{to_digits}", "text": "{text}", "id": "{id}"})),
+        sender: "BENCH".into(),
+        success_status: vec![],
+        success_field: None,
+        success_values: vec![],
+        message_id_field: None,
+        timeout_seconds: 10,
+    })];
+    s.validate()?;
+    Ok(s)
+}
+
+/// Adds one user per client (no password: they log in by OTP) and the storm's user
+/// (with one), through the library, before the gateway starts.
+pub(super) fn provision(
+    settings: Settings,
+    run_id: &str,
+    identities: &[Identity],
+    storm_login: &str,
+    storm_password: &str,
+) -> Result<(), String> {
+    let app = AppState::new(settings)?;
+    let user = |n: usize, id: Option<&Identity>| NewUser {
+        user_id: None,
+        login_uid: format!("bench-{run_id}-{n}"),
+        login_name: match id {
+            Some(_) => None,
+            None => Some(storm_login.to_string()),
+        },
+        user_name: format!("Bench Client {n}"),
+        email: id.map_or(format!("{storm_login}@bench.example.com"), |i| {
+            i.email.clone()
+        }),
+        mobile: id.map_or(String::new(), |i| i.mobile.clone()),
+        country_code: "91".into(),
+        password: match id {
+            Some(_) => None,
+            None => Some(storm_password.to_string()),
+        },
+        org_id: 1,
+        org_name: "bench".into(),
+        domain_id: 1,
+        profile: Default::default(),
+    };
+    for (n, id) in identities.iter().enumerate() {
+        add_user(&app, &user(n, Some(id)))?;
+    }
+    add_user(&app, &user(identities.len(), None))?;
+    Ok(())
+}
+
+pub(super) fn add_user(app: &AppState, new: &NewUser) -> Result<(), String> {
+    let fields = crate::dialects::summit::user_document::profile_fields();
+    crate::core::users::add(&app.db, &app.passwords, new, &fields).map(drop)
+}
+
+/// The SMS provider: takes `{"to", "text"}`, hands the text to the client whose
+/// number it is. Returns its address and handle.
+pub(super) fn sms_listener(
+    host: IpAddr,
+    inbox: Inbox,
+    stray: Arc<AtomicU64>,
+) -> Result<(SocketAddr, actix_web::dev::ServerHandle), String> {
+    use actix_web::{HttpResponse, web};
+    let listener = std::net::TcpListener::bind((host, 0)).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = actix_web::HttpServer::new(move || {
+        let (inbox, stray) = (inbox.clone(), stray.clone());
+        actix_web::App::new().route(
+            "/sms",
+            web::post().to(move |body: web::Json<Value>| {
+                let (inbox, stray) = (inbox.clone(), stray.clone());
+                async move {
+                    let to = body["to"].as_str().unwrap_or_default();
+                    let text = body["text"].as_str().unwrap_or_default().to_string();
+                    let sender = inbox.lock().ok().and_then(|m| m.get(to).cloned());
+                    match sender {
+                        Some(tx) => {
+                            let _ = tx.send(text);
+                        }
+                        None => {
+                            stray.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    HttpResponse::Ok().json(json!({"status": "accepted"}))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((addr, handle))
+}
