@@ -39,6 +39,35 @@ pub struct OutboxRow {
     pub updated_at: i64,
 }
 
+impl OutboxRow {
+    /// A new message, due now: `payload` is the sealed message.
+    pub fn queued(
+        id: String,
+        challenge_id: Option<String>,
+        channel: &str,
+        (destination, destination_masked): (String, String),
+        payload: Vec<u8>,
+        now: i64,
+    ) -> OutboxRow {
+        OutboxRow {
+            id,
+            challenge_id,
+            channel: channel.to_string(),
+            destination,
+            destination_masked,
+            payload: Some(payload),
+            state: QUEUED.to_string(),
+            attempts: 0,
+            next_attempt_at: now,
+            lease_until: None,
+            claimed_by: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<usize> {
     diesel::insert_into(outbox::table).values(row).execute(conn)
 }

@@ -6,6 +6,16 @@
 
 use std::path::{Path, PathBuf};
 
+/// Loading and validating the settings may ask the layers they configure.
+const CONFIG_LOADING: &[&str] = &[
+    "config",
+    "error",
+    "db",
+    "core::keys",
+    "core::cipher",
+    "delivery",
+];
+
 /// (the files a rule covers, as a path under src/ or its prefix; the crate modules
 /// they may import). The most specific prefix applies. `crate::x::y` is checked
 /// against entries `x` and `x::y`.
@@ -13,29 +23,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The bottom: the error type and the settings' types import nothing.
     ("error.rs", &[]),
     ("config/", &["config", "error"]),
-    // Loading and validating the settings may ask the layers they configure.
-    (
-        "config/load.rs",
-        &[
-            "config",
-            "error",
-            "db",
-            "core::keys",
-            "core::cipher",
-            "delivery",
-        ],
-    ),
-    (
-        "config/validate",
-        &[
-            "config",
-            "error",
-            "db",
-            "core::keys",
-            "core::cipher",
-            "delivery",
-        ],
-    ),
+    ("config/load.rs", CONFIG_LOADING),
+    ("config/validate", CONFIG_LOADING),
     // Storage, then delivery: they know the channels, keys and masks of the core's
     // primitives and nothing else of it.
     (

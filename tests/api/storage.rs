@@ -104,22 +104,8 @@ async fn codes_are_not_stored_in_clear(b: Backend) {
 }
 
 fn queued(id: &str, now: i64) -> OutboxRow {
-    OutboxRow {
-        id: id.into(),
-        challenge_id: None,
-        channel: "sms".into(),
-        destination: "+10000000000".into(),
-        destination_masked: "*********000".into(),
-        payload: Some(vec![0; 40]),
-        state: outbox::QUEUED.into(),
-        attempts: 0,
-        next_attempt_at: now,
-        lease_until: None,
-        claimed_by: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-    }
+    let to = ("+10000000000".to_string(), "*********000".to_string());
+    OutboxRow::queued(id.into(), None, "sms", to, vec![0; 40], now)
 }
 
 /// Concurrent claimers share the due messages without overlap; a lease that ran out

@@ -184,25 +184,15 @@ fn queue_messages(
             ),
         };
         let id = uuid::Uuid::new_v4().to_string();
-        outbox::insert(
-            conn,
-            &OutboxRow {
-                id: id.clone(),
-                challenge_id: Some(challenge.id.clone()),
-                channel: d.channel.as_str().to_string(),
-                destination: d.address.clone(),
-                destination_masked: d.masked(),
-                payload: Some(keys.seal(&message.to_bytes())),
-                state: outbox::QUEUED.to_string(),
-                attempts: 0,
-                next_attempt_at: now,
-                lease_until: None,
-                claimed_by: None,
-                last_error: None,
-                created_at: now,
-                updated_at: now,
-            },
-        )?;
+        let row = OutboxRow::queued(
+            id.clone(),
+            Some(challenge.id.clone()),
+            d.channel.as_str(),
+            (d.address.clone(), d.masked()),
+            keys.seal(&message.to_bytes()),
+            now,
+        );
+        outbox::insert(conn, &row)?;
         ids.push(id);
     }
     Ok(ids)
