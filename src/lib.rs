@@ -17,4 +17,5 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod tools;
+pub mod upstream;
 pub mod wire;

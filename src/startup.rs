@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::delivery::Dispatcher;
 use crate::dialects::DIALECTS;
 use crate::state::AppState;
+use crate::upstream::Upstreams;
 use crate::wire::routes::{Match, Route};
 
 /// Threads for blocking work (database calls, password hashing, file writes): one
@@ -42,11 +43,16 @@ impl Gateway {
         background: bool,
     ) -> std::io::Result<Gateway> {
         let port = listener.local_addr()?.port();
+        let upstream = &app.settings.upstream;
+        crate::dialects::check_routes(upstream).map_err(std::io::Error::other)?;
+        let upstreams =
+            Data::new(Upstreams::from_settings(upstream).map_err(std::io::Error::other)?);
         let data = Data::new(app.clone());
         let max_body = app.settings.max_body_bytes;
         let mut server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(data.clone())
+                .app_data(upstreams.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .default_service(web::to(route))
         })

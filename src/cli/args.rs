@@ -139,6 +139,22 @@ pub enum UserCommand {
     Add(AddUser),
     /// Import users from a JSON array (the fields of `user add`, snake_case).
     Import { file: PathBuf },
+    /// Change a user's settings.
+    Set(SetUser),
+}
+
+#[derive(Args)]
+pub struct SetUser {
+    /// The user's login name, e-mail or LoginUID.
+    pub login: String,
+    /// Read the user's own API key on the legacy server from the first line of
+    /// standard input (sealed in the database; sent upstream instead of the service
+    /// key when a call made with the user's otpgate session is forwarded).
+    #[arg(long, required_unless_present = "clear_upstream_api_key")]
+    pub upstream_api_key_stdin: bool,
+    /// Remove the user's own upstream API key (the service key applies again).
+    #[arg(long, conflicts_with = "upstream_api_key_stdin")]
+    pub clear_upstream_api_key: bool,
 }
 
 #[derive(Args)]

@@ -1,10 +1,10 @@
-//! `otpgate user add|import`: provisioning the user directory.
+//! `otpgate user add|import|set`: provisioning the user directory.
 
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::args::{AddUser, UserCommand};
+use super::args::{AddUser, SetUser, UserCommand};
 use crate::config::Settings;
 use crate::core::users::{NewUser, Passwords, insert};
 use crate::db::users;
@@ -16,16 +16,37 @@ pub(super) fn run(command: UserCommand, settings: Settings) -> Result<(), String
     match command {
         UserCommand::Add(a) => add(&app, a),
         UserCommand::Import { file } => import(&app, &file),
+        UserCommand::Set(s) => set(&app, s),
     }
+}
+
+fn set(app: &AppState, s: SetUser) -> Result<(), String> {
+    let key = if s.upstream_api_key_stdin {
+        Some(read_stdin_line("the upstream API key")?)
+    } else {
+        None
+    };
+    let mut conn = app.db.get().map_err(|e| e.to_string())?;
+    crate::core::upstream_keys::set(&mut conn, &app.keys, &s.login, key.as_deref())
+        .map_err(|e| e.to_string())?;
+    match key {
+        Some(_) => println!("set the upstream API key of {}", s.login),
+        None => println!("removed the upstream API key of {}", s.login),
+    }
+    Ok(())
+}
+
+fn read_stdin_line(what: &str) -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn add(app: &AppState, a: AddUser) -> Result<(), String> {
     let password = if a.password_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password: {e}"))?;
-        Some(line.trim_end_matches(['\r', '\n']).to_string())
+        Some(read_stdin_line("the password")?)
     } else {
         a.password
     };

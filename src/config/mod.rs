@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 mod delivery;
 mod load;
+mod upstream;
 mod validate;
 
 pub use delivery::{
     BUILTIN_PROVIDERS, BasicAuth, DeliverySettings, FileSettings, HttpSmsSettings,
     LogProviderSettings, OrgDelivery, ProviderSettings, SmtpSettings, TemplateSet,
 };
+pub use upstream::{RouteTo, UnknownTokens, Upstream, UpstreamSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -44,6 +46,8 @@ pub struct Settings {
     pub login: LoginSettings,
     pub delivery: DeliverySettings,
     pub summit: SummitSettings,
+    /// The legacy servers otpgate stands in front of.
+    pub upstream: UpstreamSettings,
     pub log: LogSettings,
 }
 
@@ -178,6 +182,7 @@ impl Default for Settings {
             login: LoginSettings::default(),
             delivery: DeliverySettings::default(),
             summit: SummitSettings::default(),
+            upstream: UpstreamSettings::default(),
             log: LogSettings::default(),
         }
     }

@@ -12,6 +12,7 @@ pub mod login;
 pub mod mask;
 pub mod otp;
 pub mod sessions;
+pub mod upstream_keys;
 pub mod users;
 
 /// Milliseconds since the epoch, the one clock of the gateway.

@@ -32,13 +32,19 @@ pub fn create(
     Ok(token)
 }
 
+/// Whether a token has the shape of otpgate's own (64 hex digits). Tokens of another
+/// shape were issued by someone else (the legacy server's are 288 hex digits).
+pub fn is_own_token(token: &str) -> bool {
+    let token = token.trim();
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The user of a live token; refreshes its idle timer.
 pub fn authenticate(conn: &mut DbConnection, token: &str) -> Result<i64> {
-    let token = token.trim();
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_own_token(token) {
         return Err(Error::InvalidSession);
     }
-    sessions::touch(conn, &hash(token), now_ms())?.ok_or(Error::InvalidSession)
+    sessions::touch(conn, &hash(token.trim()), now_ms())?.ok_or(Error::InvalidSession)
 }
 
 /// The user of a live session token (an activity of the session).

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod schema;
 pub mod sessions;
 pub mod twofactor_configs;
+pub mod upstream_keys;
 pub mod users;
 
 use std::time::Duration;

@@ -60,6 +60,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    upstream_keys (user_id) {
+        user_id -> BigInt,
+        sealed -> Binary,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     sessions (token_hash) {
         token_hash -> Text,
         user_id -> BigInt,
@@ -159,9 +167,11 @@ diesel::table! {
 
 diesel::joinable!(challenges -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(upstream_keys -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    upstream_keys,
     challenges,
     send_limits,
     sends,

@@ -49,6 +49,14 @@ pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option
         .optional()
 }
 
+pub fn find_by_login_uid(conn: &mut DbConnection, login_uid: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::login_uid.eq(login_uid.trim()))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
     let k = key(email);
     if k.is_empty() {

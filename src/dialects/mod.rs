@@ -40,3 +40,37 @@ pub const DIALECTS: &[Dialect] = &[
         handle: |r, p, s| Box::pin(capillary::handle(r, p, s)),
     },
 ];
+
+/// Checks the `routes` tables against what the dialects serve: a name routed `local`
+/// must be one otpgate answers. Every problem, one a line.
+pub fn check_routes(s: &crate::config::UpstreamSettings) -> Result<(), String> {
+    use crate::config::RouteTo;
+    let mut problems = Vec::new();
+    let mut check = |section: &str,
+                     table: &std::collections::BTreeMap<String, RouteTo>,
+                     serves: &dyn Fn(&str) -> bool| {
+        for (key, to) in table {
+            if *to == RouteTo::Local && !serves(key) {
+                problems.push(format!(
+                    "upstream.{section}.routes: '{key}' is routed local, but otpgate does not serve it"
+                ));
+            }
+        }
+    };
+    check("summit", &s.summit.routes, &|k| {
+        summit::registry::find(k.split(':').next().unwrap_or(k)).is_some()
+    });
+    check("twofactor", &s.twofactor.routes, &|k| {
+        twofactor::Operation::named(k).is_some()
+    });
+    check("capillary", &s.capillary.routes, &|k| {
+        capillary::ROUTES
+            .iter()
+            .any(|r| r.matches(&format!("/auth/v1/{}", k.trim_matches('/'))))
+    });
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod fields;
 pub mod routes;
+pub mod splice;
 pub mod xml;
 
 use actix_web::HttpRequest;

@@ -12,6 +12,7 @@ mod capillary;
 mod cli;
 mod concurrency;
 mod delivery;
+mod gateway;
 mod generate;
 mod login_app;
 mod replay;

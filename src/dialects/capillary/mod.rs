@@ -24,6 +24,7 @@ use self::request::{Call, CapHeaders};
 use crate::error::Error;
 use crate::services;
 use crate::state::AppState;
+use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::routes::Route;
 use crate::wire::{BodyError, json_object, read_body};
 
@@ -85,6 +86,26 @@ fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// Everything under /auth/v1: the operations, other paths (404) and methods (405).
 pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
+    if let Some(upstreams) = req.app_data::<Data<Upstreams>>() {
+        let side = &upstreams.capillary;
+        let suffix = crate::upstream::after(req.path(), AREA);
+        let name = suffix.trim_matches('/');
+        match side.decide(&[name], operation(req.path()).is_some()) {
+            RouteTo::Local => {}
+            RouteTo::Refuse => {
+                return transport(
+                    StatusCode::FORBIDDEN,
+                    &format!("The route '{name}' is not available."),
+                );
+            }
+            RouteTo::Upstream => {
+                let limit = state.settings.max_body_bytes;
+                return crate::upstream::relay(&req, payload, limit, side, suffix)
+                    .await
+                    .unwrap_or_else(|(status, msg)| transport(status, &msg));
+            }
+        }
+    }
     let Some((op, web)) = operation(req.path()) else {
         return transport(
             StatusCode::NOT_FOUND,

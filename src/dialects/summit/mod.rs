@@ -11,6 +11,7 @@
 mod adm_generate_otp;
 pub mod envelope;
 pub mod errors;
+mod forward;
 mod login_app;
 pub mod registry;
 mod request;
@@ -25,6 +26,7 @@ use self::envelope::{Out, answer, envelope, fault};
 use self::registry::Reply;
 use crate::services;
 use crate::state::AppState;
+use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
 use crate::wire::{Format, read_body};
@@ -104,6 +106,37 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
     {
         out.format = rt;
     }
+    let op = registry::find(service_name);
+    if let Some(upstreams) = req.app_data::<Data<Upstreams>>() {
+        let side = &upstreams.summit;
+        let specific = request::auth_type(&params).map(|a| format!("{service_name}:{a}"));
+        let names: Vec<&str> = specific
+            .iter()
+            .map(String::as_str)
+            .chain([service_name])
+            .collect();
+        match side.decide(&names, op.is_some()) {
+            RouteTo::Local => {}
+            RouteTo::Refuse => {
+                tracing::info!(service = %service_name, outcome = "refused", "summit request");
+                let msg = format!("The ServiceName '{service_name}' is not available.");
+                return fault(StatusCode::OK, &msg, out);
+            }
+            RouteTo::Upstream => {
+                let started = std::time::Instant::now();
+                let format = Format::of_request(&req, &body);
+                let resp = forward::forward(&req, &state, side, body, &params, format, out).await;
+                tracing::info!(
+                    service = %service_name,
+                    outcome = "forwarded",
+                    status = resp.status().as_u16(),
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "summit request"
+                );
+                return resp;
+            }
+        }
+    }
     if !(params.is_object()
         || params.is_null()
         || params.as_str().is_some_and(|s| s.trim().is_empty()))
@@ -114,7 +147,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             out,
         );
     }
-    let Some(op) = registry::find(service_name) else {
+    let Some(op) = op else {
         let msg = format!("The ServiceName '{service_name}' is not supported.");
         return fault(StatusCode::OK, &msg, out);
     };

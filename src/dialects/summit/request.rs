@@ -70,6 +70,19 @@ fn unwrap_request(root: Value) -> Value {
     root
 }
 
+/// The AuthType a request names: `_ProxyDetails.AuthType`, else
+/// `objUserInformation.AuthType`; trimmed, None when empty.
+pub fn auth_type(params: &Value) -> Option<String> {
+    let p = Fields::new("objCommonParameters", params).ok()?;
+    ["_ProxyDetails", "objUserInformation"]
+        .iter()
+        .find_map(|o| {
+            let text = p.object(o).ok()??.text("AuthType").ok()??;
+            let text = text.trim();
+            (!text.is_empty()).then(|| text.to_string())
+        })
+}
+
 /// `_ProxyDetails.ReturnType`, when it names JSON or XML.
 pub fn return_type(params: &Value) -> Option<Format> {
     let p = Fields::new("objCommonParameters", params).ok()?;

@@ -25,6 +25,7 @@ use crate::core::mask;
 use crate::error::{Error, Result};
 use crate::services;
 use crate::state::AppState;
+use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
 use crate::wire::xml::{self, EncodeOptions};
@@ -139,6 +140,24 @@ async fn call(state: &AppState, op: Operation, f: &Fields<'_>) -> Result<Dto> {
 /// Everything under the controller: the actions, unknown actions (404) and other
 /// methods (405).
 pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
+    if let Some(upstreams) = req.app_data::<Data<Upstreams>>() {
+        let side = &upstreams.twofactor;
+        let suffix = crate::upstream::after(req.path(), "/api/TwoFactor");
+        let name = suffix.trim_matches('/');
+        match side.decide(&[name], operation(req.path()).is_some()) {
+            RouteTo::Local => {}
+            RouteTo::Refuse => {
+                let msg = format!("The operation '{name}' is not available.");
+                return web_api_error(&req, StatusCode::FORBIDDEN, &msg);
+            }
+            RouteTo::Upstream => {
+                let limit = state.settings.max_body_bytes;
+                return crate::upstream::relay(&req, payload, limit, side, suffix)
+                    .await
+                    .unwrap_or_else(|(status, msg)| web_api_error(&req, status, &msg));
+            }
+        }
+    }
     let Some(op) = operation(req.path()) else {
         let uri = req.connection_info().scheme().to_string()
             + "://"

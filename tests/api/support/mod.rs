@@ -6,6 +6,7 @@ mod app;
 mod backend;
 mod binary;
 pub mod environment;
+pub mod legacy;
 mod outbox;
 pub mod sms;
 pub mod smtp;
