@@ -62,9 +62,20 @@ async fn a_short_run_completes_every_kind_of_cycle(b: Backend) {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let phases = report["phases"].as_array().unwrap();
     let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["healthz", "summit", "twofactor", "storm"]);
+    assert_eq!(names, ["healthz", "summit", "twofactor", "storm", "forward"]);
     assert!(phases[0]["requests"].as_u64().unwrap() > 0, "{out}");
-    for p in &phases[1..] {
+    // The forward phase went through otpgate to the stub legacy server, and says
+    // what that added.
+    let forward = &phases[4];
+    assert!(forward["requests"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(
+        forward["operations"]["IM_* forwarded"]["count"], forward["requests"],
+        "{out}"
+    );
+    assert!(forward["operations"]["IM_* to the stub"]["count"].as_u64().unwrap() > 0);
+    assert!(forward["added_p99_ms"].is_number(), "{out}");
+    assert!(out.contains("forward: forwarding adds"), "{out}");
+    for p in &phases[1..4] {
         assert!(p["cycles"].as_u64().unwrap() > 0, "{out}");
         assert_eq!(p["cycles_failed"], 0, "{out}");
         assert!(p["gateway_cpu_seconds"].as_f64().unwrap() > 0.0, "{out}");

@@ -8,22 +8,55 @@ pub(super) async fn healthz(
     n: usize,
     deadline: Instant,
 ) -> Tally {
-    let url = format!("{base}/healthz");
+    let (client, url) = (client.clone(), format!("{base}/healthz"));
+    hammer(n, deadline, "GET /healthz", move || client.get(&url)).await
+}
+
+/// A ServiceName otpgate does not serve: the forward phase's request.
+const FORWARDED: &str = r#"{"ServiceName":"IM_LogOrUpdateIncident","objCommonParameters":{"_ProxyDetails":{"AuthType":"APIKEY","APIKey":"bench","ReturnType":"JSON"},"objIncident":{"Description":"bench","Priority":3}}}"#;
+
+/// `n` clients post an unserved ServiceName to `url` until `deadline`, timed as `op`.
+pub(super) async fn forwarded(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    deadline: Instant,
+    op: &'static str,
+) -> Tally {
+    let (client, url) = (client.clone(), url.to_string());
+    hammer(n, deadline, op, move || {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(FORWARDED)
+    })
+    .await
+}
+
+/// `n` clients, each a task of its own, send what `request` builds one after another
+/// until `deadline`; a 2xx answer is timed as `op`, anything else counted as an error.
+async fn hammer(
+    n: usize,
+    deadline: Instant,
+    op: &'static str,
+    request: impl Fn() -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> Tally {
+    let request = std::sync::Arc::new(request);
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
+            let request = request.clone();
             tokio::spawn(async move {
                 let mut t = Tally::default();
                 while Instant::now() < deadline {
                     let started = Instant::now();
                     t.requests += 1;
-                    match client.get(&url).send().await {
+                    match request().send().await {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
-                            t.time("GET /healthz", started.elapsed());
+                            t.time(op, started.elapsed());
                         }
-                        Ok(r) => t.error(format!("GET /healthz: HTTP {}", r.status().as_u16())),
-                        Err(e) => t.error(format!("GET /healthz: {}", transport_error(&e))),
+                        Ok(r) => t.error(format!("{op}: HTTP {}", r.status().as_u16())),
+                        Err(e) => t.error(format!("{op}: {}", transport_error(&e))),
                     }
                 }
                 t

@@ -8,7 +8,10 @@
 //! - `healthz`: GET /healthz as fast as it goes, the ceiling of the HTTP stack here;
 //! - `summit`: ADM_GenerateOTP (LOGIN_OTP) → the SMS → LoginApp with the code;
 //! - `twofactor`: CreateTwoFactorSmsOtp → the SMS → ValidateTwoFactorSmsOtp;
-//! - `storm`: the summit cycle while other clients log in with passwords (Argon2id).
+//! - `storm`: the summit cycle while other clients log in with passwords (Argon2id);
+//! - `forward`: a ServiceName otpgate does not serve, forwarded to a stub legacy
+//!   server on loopback; the same requests straight to the stub first, so the
+//!   report can say what forwarding adds at p99.
 
 mod clients;
 mod gateway;
@@ -38,6 +41,9 @@ use crate::state::AppState;
 
 const SUMMIT_PATH: &str = "/API/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
 const TWOFACTOR_PATH: &str = "/customerservice/api/TwoFactor";
+/// The forward phase's operations: through otpgate, and straight to the stub.
+const FORWARD_OP: &str = "IM_* forwarded";
+const DIRECT_OP: &str = "IM_* to the stub";
 /// How long a client waits for its SMS before counting the cycle as failed.
 const SMS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,6 +53,7 @@ pub enum Phase {
     Summit,
     Twofactor,
     Storm,
+    Forward,
 }
 
 impl Phase {
@@ -56,6 +63,7 @@ impl Phase {
             Phase::Summit => "summit",
             Phase::Twofactor => "twofactor",
             Phase::Storm => "storm",
+            Phase::Forward => "forward",
         }
     }
 }
@@ -85,7 +93,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "healthz,summit,twofactor,storm"
+        default_value = "healthz,summit,twofactor,storm,forward"
     )]
     pub phases: Vec<Phase>,
     /// Clients logging in with a password (AuthType FORM) throughout the storm phase.
@@ -232,7 +240,28 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
         let before = ProcStats::read(&pid).unwrap_or_default();
         let me_before = ProcStats::read("self").unwrap_or_default();
         let started = Instant::now();
+        let mut added_p99_ms = None;
         let (tally, seconds, clients_n) = match phase {
+            Phase::Forward => {
+                // The stub alone first, then the same load through otpgate.
+                let direct_until = started + Duration::from_secs_f64(args.duration / 2.0);
+                let stub = format!("http://{sms_addr}{LEGACY_PATH}");
+                let direct =
+                    forwarded(&client, &stub, args.clients, direct_until, DIRECT_OP).await;
+                let through_started = Instant::now();
+                let until = through_started + Duration::from_secs_f64(args.duration);
+                let url = format!("{base_url}{SUMMIT_PATH}");
+                let mut tally = forwarded(&client, &url, args.clients, until, FORWARD_OP).await;
+                let seconds = through_started.elapsed().as_secs_f64();
+                let p99 = |t: &Tally, op| t.latencies.get(op).map(|v| Latency::of(v.clone()).p99_ms);
+                added_p99_ms = p99(&tally, FORWARD_OP)
+                    .zip(p99(&direct, DIRECT_OP))
+                    .map(|(through, straight)| through - straight);
+                let requests = tally.requests;
+                tally.merge(direct);
+                tally.requests = requests;
+                (tally, seconds, args.clients)
+            }
             Phase::Healthz => {
                 let deadline = started + Duration::from_secs_f64(args.healthz_duration);
                 let tally = healthz(&client, &base_url, args.clients, deadline).await;
@@ -295,6 +324,7 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
             gateway_cpu_seconds: after.cpu_seconds - before.cpu_seconds,
             gateway_peak_rss_mib: after.peak_rss_kib as f64 / 1024.0,
             bench_cpu_seconds: me_after.cpu_seconds - me_before.cpu_seconds,
+            added_p99_ms,
             load_average: load_average(),
         });
         if !gw.alive() {

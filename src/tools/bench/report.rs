@@ -91,6 +91,8 @@ pub struct PhaseReport {
     pub bench_cpu_seconds: f64,
     /// Load averages (1, 5, 15 min) at the end of the phase.
     pub load_average: Option<[f64; 3]>,
+    /// Forward phase: p99 through otpgate minus p99 straight to the stub.
+    pub added_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,6 +172,15 @@ impl Report {
                     out,
                     "{:<10} {:<24} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
                     p.name, op, l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
+                );
+            }
+        }
+        for p in &self.phases {
+            if let Some(added) = p.added_p99_ms {
+                let _ = writeln!(
+                    out,
+                    "\n{}: forwarding adds {added:.2} ms at p99, at {:.0} forwarded requests/s",
+                    p.name, p.requests_per_second
                 );
             }
         }

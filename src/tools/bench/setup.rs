@@ -43,6 +43,10 @@ pub(super) fn gateway_settings(
     s.delivery.sms_template = "{code} is your {app} code.".into();
     s.delivery.templates.clear();
     s.delivery.orgs.clear();
+    // The forward phase's legacy server: the stub beside the SMS listener.
+    s.upstream = Default::default();
+    s.upstream.summit.url = Some(format!("http://{sms}{LEGACY_PATH}"));
+    s.upstream.summit.max_in_flight = 4096;
     s.delivery.providers = vec![ProviderSettings::HttpSms(HttpSmsSettings {
         name: "bench".into(),
         url: format!("http://{sms}/sms"),
@@ -109,6 +113,12 @@ pub(super) fn add_user(app: &AppState, new: &NewUser) -> Result<(), String> {
 
 /// The SMS provider: takes `{"to", "text"}`, hands the text to the client whose
 /// number it is. Returns its address and handle.
+/// Where the stub legacy server answers, and what.
+pub(super) const LEGACY_PATH: &str = "/legacy/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
+const LEGACY_ANSWER: &str = r#"{"Errors":"","Message":"","Output":"","TokenID":null,"OrgID":0,"OutputObject":{"IncidentID":4711},"OutputID":0,"Input":null}"#;
+
+/// The SMS provider the gateway sends codes to, and the stub legacy server the
+/// forward phase reaches through the gateway.
 pub(super) fn sms_listener(
     host: IpAddr,
     inbox: Inbox,
@@ -119,7 +129,16 @@ pub(super) fn sms_listener(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = actix_web::HttpServer::new(move || {
         let (inbox, stray) = (inbox.clone(), stray.clone());
-        actix_web::App::new().route(
+        actix_web::App::new()
+            .route(
+                LEGACY_PATH,
+                web::post().to(|| async {
+                    HttpResponse::Ok()
+                        .content_type("application/json; charset=utf-8")
+                        .body(LEGACY_ANSWER)
+                }),
+            )
+            .route(
             "/sms",
             web::post().to(move |body: web::Json<Value>| {
                 let (inbox, stray) = (inbox.clone(), stray.clone());
