@@ -45,8 +45,10 @@ pub enum UnknownTokens {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Upstream {
-    #[serde(alias = "base_url")]
+    /// The Summit endpoint's URL.
     pub url: Option<String>,
+    /// TwoFactor and Capillary: the URL standing for `…/api/TwoFactor` or `…/auth/v1`.
+    pub base_url: Option<String>,
     pub connect_timeout_ms: u64,
     /// From sending the request to the last byte of the answer.
     pub timeout_ms: u64,
@@ -73,10 +75,18 @@ pub struct Upstream {
     pub unknown_tokens: UnknownTokens,
 }
 
+impl Upstream {
+    /// Where to forward: `url` or `base_url`, whichever is set.
+    pub fn address(&self) -> Option<&str> {
+        self.url.as_deref().or(self.base_url.as_deref())
+    }
+}
+
 impl Default for Upstream {
     fn default() -> Self {
         Upstream {
             url: None,
+            base_url: None,
             connect_timeout_ms: 2_000,
             timeout_ms: 30_000,
             max_in_flight: 256,

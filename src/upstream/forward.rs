@@ -135,10 +135,11 @@ impl Failure {
 impl Forwarder {
     /// The forwarder of a configured upstream; the error names what is wrong.
     pub fn new(section: &str, up: &Upstream) -> Result<Option<Forwarder>, String> {
-        let Some(url) = &up.url else {
+        let Some(url) = up.address() else {
             return Ok(None);
         };
-        let url = parse_base(url).map_err(|e| format!("upstream.{section}.url: {e}"))?;
+        let key = if up.url.is_some() { "url" } else { "base_url" };
+        let url = parse_base(url).map_err(|e| format!("upstream.{section}.{key}: {e}"))?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(up.connect_timeout_ms))
             .timeout(Duration::from_millis(up.timeout_ms))

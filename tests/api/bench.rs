@@ -62,7 +62,10 @@ async fn a_short_run_completes_every_kind_of_cycle(b: Backend) {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let phases = report["phases"].as_array().unwrap();
     let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["healthz", "summit", "twofactor", "storm", "forward"]);
+    assert_eq!(
+        names,
+        ["healthz", "summit", "twofactor", "storm", "forward"]
+    );
     assert!(phases[0]["requests"].as_u64().unwrap() > 0, "{out}");
     // The forward phase went through otpgate to the stub legacy server, and says
     // what that added.
@@ -72,7 +75,12 @@ async fn a_short_run_completes_every_kind_of_cycle(b: Backend) {
         forward["operations"]["IM_* forwarded"]["count"], forward["requests"],
         "{out}"
     );
-    assert!(forward["operations"]["IM_* to the stub"]["count"].as_u64().unwrap() > 0);
+    assert!(
+        forward["operations"]["IM_* to the stub"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert!(forward["added_p99_ms"].is_number(), "{out}");
     assert!(out.contains("forward: forwarding adds"), "{out}");
     for p in &phases[1..4] {

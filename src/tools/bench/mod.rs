@@ -246,14 +246,14 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
                 // The stub alone first, then the same load through otpgate.
                 let direct_until = started + Duration::from_secs_f64(args.duration / 2.0);
                 let stub = format!("http://{sms_addr}{LEGACY_PATH}");
-                let direct =
-                    forwarded(&client, &stub, args.clients, direct_until, DIRECT_OP).await;
+                let direct = forwarded(&client, &stub, args.clients, direct_until, DIRECT_OP).await;
                 let through_started = Instant::now();
                 let until = through_started + Duration::from_secs_f64(args.duration);
                 let url = format!("{base_url}{SUMMIT_PATH}");
                 let mut tally = forwarded(&client, &url, args.clients, until, FORWARD_OP).await;
                 let seconds = through_started.elapsed().as_secs_f64();
-                let p99 = |t: &Tally, op| t.latencies.get(op).map(|v| Latency::of(v.clone()).p99_ms);
+                let p99 =
+                    |t: &Tally, op| t.latencies.get(op).map(|v| Latency::of(v.clone()).p99_ms);
                 added_p99_ms = p99(&tally, FORWARD_OP)
                     .zip(p99(&direct, DIRECT_OP))
                     .map(|(through, straight)| through - straight);

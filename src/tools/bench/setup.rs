@@ -114,7 +114,8 @@ pub(super) fn add_user(app: &AppState, new: &NewUser) -> Result<(), String> {
 /// The SMS provider: takes `{"to", "text"}`, hands the text to the client whose
 /// number it is. Returns its address and handle.
 /// Where the stub legacy server answers, and what.
-pub(super) const LEGACY_PATH: &str = "/legacy/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
+pub(super) const LEGACY_PATH: &str =
+    "/legacy/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
 const LEGACY_ANSWER: &str = r#"{"Errors":"","Message":"","Output":"","TokenID":null,"OrgID":0,"OutputObject":{"IncidentID":4711},"OutputID":0,"Input":null}"#;
 
 /// The SMS provider the gateway sends codes to, and the stub legacy server the
@@ -139,25 +140,25 @@ pub(super) fn sms_listener(
                 }),
             )
             .route(
-            "/sms",
-            web::post().to(move |body: web::Json<Value>| {
-                let (inbox, stray) = (inbox.clone(), stray.clone());
-                async move {
-                    let to = body["to"].as_str().unwrap_or_default();
-                    let text = body["text"].as_str().unwrap_or_default().to_string();
-                    let sender = inbox.lock().ok().and_then(|m| m.get(to).cloned());
-                    match sender {
-                        Some(tx) => {
-                            let _ = tx.send(text);
+                "/sms",
+                web::post().to(move |body: web::Json<Value>| {
+                    let (inbox, stray) = (inbox.clone(), stray.clone());
+                    async move {
+                        let to = body["to"].as_str().unwrap_or_default();
+                        let text = body["text"].as_str().unwrap_or_default().to_string();
+                        let sender = inbox.lock().ok().and_then(|m| m.get(to).cloned());
+                        match sender {
+                            Some(tx) => {
+                                let _ = tx.send(text);
+                            }
+                            None => {
+                                stray.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                        None => {
-                            stray.fetch_add(1, Ordering::Relaxed);
-                        }
+                        HttpResponse::Ok().json(json!({"status": "accepted"}))
                     }
-                    HttpResponse::Ok().json(json!({"status": "accepted"}))
-                }
-            }),
-        )
+                }),
+            )
     })
     .workers(1)
     .disable_signals()

@@ -11,8 +11,8 @@ use crate::support::legacy::{Behaviour, LegacyServer, down_url, garbage_url};
 async fn in_front_of(url: String, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with(Backend::Sqlite, move |s| {
         s.upstream.summit.url = Some(url.clone());
-        s.upstream.twofactor.url = Some(url.clone());
-        s.upstream.capillary.url = Some(url);
+        s.upstream.twofactor.base_url = Some(url.clone());
+        s.upstream.capillary.base_url = Some(url);
         tweak(s)
     })
     .await

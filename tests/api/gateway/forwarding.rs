@@ -262,5 +262,5 @@ async fn a_route_to_a_name_otpgate_does_not_serve_cannot_be_local() {
         .routes
         .insert("otp/generate".into(), RouteTo::Upstream);
     let e = s.validate().unwrap_err();
-    assert!(e.contains("upstream.capillary.routes: 'otp/generate' is routed upstream, but upstream.capillary has no url"), "{e}");
+    assert!(e.contains("upstream.capillary.routes: 'otp/generate' is routed upstream, but upstream.capillary has no url or base_url"), "{e}");
 }

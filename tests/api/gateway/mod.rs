@@ -19,8 +19,8 @@ async fn fronting(b: Backend, legacy: &LegacyServer, tweak: impl FnOnce(&mut Set
     let base = legacy.base.clone();
     spawn_with(b, move |s| {
         s.upstream.summit.url = Some(format!("{base}{LEGACY_PATH}"));
-        s.upstream.twofactor.url = Some(format!("{base}/legacy/api/TwoFactor"));
-        s.upstream.capillary.url = Some(format!("{base}/legacy/auth/v1"));
+        s.upstream.twofactor.base_url = Some(format!("{base}/legacy/api/TwoFactor"));
+        s.upstream.capillary.base_url = Some(format!("{base}/legacy/auth/v1"));
         tweak(s)
     })
     .await

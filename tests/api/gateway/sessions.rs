@@ -215,3 +215,97 @@ both!(
     requests_with_their_own_api_key_go_through_unchanged,
     without_any_upstream_key_the_session_is_not_forwarded,
 );
+
+/// `otpgate user set LOGIN --upstream-api-key-stdin` stores the key the exchange uses;
+/// `--clear-upstream-api-key` brings the service key back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_and_clears_a_users_upstream_key() {
+    let legacy = LegacyServer::start().await;
+    let (dir, url) = scratch_sqlite("gw.db");
+    let (ok, said) = run_otpgate(
+        &url,
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--login-uid",
+            "77",
+            "--user-name",
+            "Ayse Y",
+            "--login-name",
+            "ayse",
+            "--email",
+            "ayse@example.com",
+            "--password",
+            "Secret#123",
+        ],
+    );
+    assert!(ok, "{said}");
+    let o = otpgate_with_stdin(
+        &url,
+        dir.path(),
+        &["user", "set", "AYSE", "--upstream-api-key-stdin"],
+        "ayse-own-key\n",
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        !output_text(&o).contains("ayse-own-key"),
+        "the key is never echoed"
+    );
+    let (ok, said) = run_otpgate(
+        &url,
+        dir.path(),
+        &["user", "set", "nobody", "--clear-upstream-api-key"],
+    );
+    assert!(
+        !ok && said.contains("no user has the login 'nobody'"),
+        "{said}"
+    );
+
+    let mut s = test_settings(&url, dir.path());
+    s.upstream.summit.url = Some(format!("{}{LEGACY_PATH}", legacy.base));
+    s.upstream.summit.service_api_key = Some("service-key".into());
+    let gw = start_gateway(s).await;
+    let base = format!("http://127.0.0.1:{}", gw.port);
+    let client = reqwest::Client::new();
+    let call = |body: String| {
+        client
+            .post(format!("{base}{ENDPOINT}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let login = call(
+        json!({"ServiceName": "LoginApp", "objCommonParameters": {"_ProxyDetails": {
+            "AuthType": "FORM", "UserName": "ayse", "Password": "Secret#123"}}})
+        .to_string(),
+    )
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    let token = login["User"]["UserDetails"][0]["UserLicenseDetails"]["SessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(with_token(&token)).await.unwrap();
+    let proxy = |r: &crate::support::legacy::Received| {
+        r.json()["objCommonParameters"]["_ProxyDetails"].clone()
+    };
+    let first = proxy(&legacy.received()[0]);
+    assert_eq!(
+        (first["APIKey"].clone(), first["LoginUID"].clone()),
+        (json!("ayse-own-key"), json!(77))
+    );
+
+    let (ok, said) = run_otpgate(
+        &url,
+        dir.path(),
+        &["user", "set", "77", "--clear-upstream-api-key"],
+    );
+    assert!(ok, "{said}");
+    call(with_token(&token)).await.unwrap();
+    assert_eq!(proxy(&legacy.received()[1])["APIKey"], "service-key");
+    gw.handle.stop(false).await;
+}
