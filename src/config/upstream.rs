@@ -58,6 +58,9 @@ pub struct Upstream {
     pub ca_file: Option<PathBuf>,
     /// Largest answer body passed back, in bytes; a larger one answers 502.
     pub max_answer_bytes: usize,
+    /// Largest request body forwarded, in bytes (attachments travel in envelopes);
+    /// what otpgate answers itself keeps `max_body_bytes`.
+    pub max_request_bytes: usize,
     /// Consecutive failures (unreachable, timeout, invalid answer) that open the
     /// circuit: requests then fail fast with 503 for `breaker_pause_ms`, after which
     /// one request probes the upstream again.
@@ -92,6 +95,7 @@ impl Default for Upstream {
             max_in_flight: 256,
             ca_file: None,
             max_answer_bytes: 16 * 1024 * 1024,
+            max_request_bytes: 4 * 1024 * 1024,
             breaker_failures: 5,
             breaker_pause_ms: 10_000,
             routes: BTreeMap::new(),

@@ -20,6 +20,7 @@ pub struct Side {
     pub routes: Routes,
     pub service_api_key: Option<String>,
     pub unknown_tokens: UnknownTokens,
+    pub max_request_bytes: usize,
 }
 
 impl Side {
@@ -29,7 +30,17 @@ impl Side {
             routes: Routes::new(&up.routes),
             service_api_key: up.service_api_key.clone().filter(|k| !k.trim().is_empty()),
             unknown_tokens: up.unknown_tokens,
+            max_request_bytes: up.max_request_bytes,
         })
+    }
+
+    /// The largest body to read before knowing where a request goes: forwarded ones
+    /// may be larger than what otpgate answers itself.
+    pub fn body_limit(&self, own: usize) -> usize {
+        match self.forwarder {
+            Some(_) => own.max(self.max_request_bytes),
+            None => own,
+        }
     }
 
     /// Where a request goes (see [`Routes::decide`]).
@@ -56,15 +67,15 @@ impl Upstreams {
 }
 
 /// Forwards a request whose body has not been read yet (the dialect has no need to
-/// look into it): the body is read under `limit`, then sent on. The error is the
+/// look into it): the body is read under `max_request_bytes`, then sent on. The error is the
 /// status and text the dialect answers in its own shape.
 pub async fn relay(
     req: &actix_web::HttpRequest,
     payload: actix_web::web::Payload,
-    limit: usize,
     side: &Side,
     suffix: &str,
 ) -> Result<actix_web::HttpResponse, (actix_web::http::StatusCode, String)> {
+    let limit = side.max_request_bytes;
     let Some(forwarder) = &side.forwarder else {
         return Err((
             actix_web::http::StatusCode::NOT_FOUND,

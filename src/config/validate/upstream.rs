@@ -33,9 +33,9 @@ fn check_one(section: &str, up: &Upstream, problems: &mut Vec<String>) {
             "upstream.{section}.max_in_flight: must be at least 1"
         ));
     }
-    if up.max_answer_bytes < 1024 {
+    if up.max_answer_bytes < 1024 || up.max_request_bytes < 1024 {
         problems.push(format!(
-            "upstream.{section}.max_answer_bytes: must be at least 1024"
+            "upstream.{section}: max_answer_bytes and max_request_bytes must be at least 1024"
         ));
     }
     if up.breaker_failures == 0 || up.breaker_pause_ms == 0 {

@@ -99,8 +99,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 );
             }
             RouteTo::Upstream => {
-                let limit = state.settings.max_body_bytes;
-                return crate::upstream::relay(&req, payload, limit, side, suffix)
+                return crate::upstream::relay(&req, payload, side, suffix)
                     .await
                     .unwrap_or_else(|(status, msg)| transport(status, &msg));
             }

@@ -64,7 +64,11 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             out,
         ));
     }
-    let limit = state.settings.max_body_bytes;
+    let upstreams = req.app_data::<Data<Upstreams>>().cloned();
+    let own_limit = state.settings.max_body_bytes;
+    let limit = upstreams
+        .as_ref()
+        .map_or(own_limit, |u| u.summit.body_limit(own_limit));
     let body = match read_body(&req, payload, limit).await {
         Ok(b) => b,
         Err(e) => {
@@ -107,7 +111,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         out.format = rt;
     }
     let op = registry::find(service_name);
-    if let Some(upstreams) = req.app_data::<Data<Upstreams>>() {
+    if let Some(upstreams) = &upstreams {
         let side = &upstreams.summit;
         let specific = request::auth_type(&params).map(|a| format!("{service_name}:{a}"));
         let names: Vec<&str> = specific
@@ -136,6 +140,10 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 return resp;
             }
         }
+    }
+    if body.len() > own_limit {
+        let (status, msg) = crate::wire::BodyError::TooLarge.answer(own_limit);
+        return fault(status, &msg, out);
     }
     if !(params.is_object()
         || params.is_null()

@@ -264,3 +264,40 @@ async fn a_route_to_a_name_otpgate_does_not_serve_cannot_be_local() {
     let e = s.validate().unwrap_err();
     assert!(e.contains("upstream.capillary.routes: 'otp/generate' is routed upstream, but upstream.capillary has no url or base_url"), "{e}");
 }
+
+#[tokio::test]
+async fn forwarded_bodies_may_be_larger_than_what_otpgate_answers_itself() {
+    let legacy = LegacyServer::start().await;
+    let app = fronting(Backend::Sqlite, &legacy, |s| {
+        s.upstream.summit.max_request_bytes = 512 * 1024;
+        s.upstream.twofactor.max_request_bytes = 512 * 1024;
+    })
+    .await;
+    let attachment = "A".repeat(200 * 1024);
+    let big = incident(&format!(r#","Attachment":"{attachment}""#));
+    let a = app
+        .post(ENDPOINT, Some("application/json"), big.clone())
+        .await;
+    assert_eq!(a.text, LegacyServer::ANSWER);
+    assert_eq!(legacy.only().body.len(), big.len());
+    // The same size for a ServiceName answered here is too large.
+    let mut generate = login_otp_request("Vishnu.kumar@syntel.com", "d");
+    generate["objCommonParameters"]["Padding"] = json!(attachment);
+    let a = app.summit(generate).await;
+    assert_eq!(
+        (a.status, a.errors()),
+        (
+            413,
+            "The request body is larger than 65536 bytes.".to_string()
+        )
+    );
+    // Beyond max_request_bytes, nothing is forwarded.
+    let huge = incident(&format!(r#","Attachment":"{}""#, "A".repeat(600 * 1024)));
+    let a = app.post(ENDPOINT, Some("application/json"), huge).await;
+    assert_eq!(a.status, 413);
+    let a = app
+        .post("/api/TwoFactor/Upload", Some("application/json"), big)
+        .await;
+    assert_eq!(a.text, LegacyServer::ANSWER);
+    assert_eq!(legacy.received().len(), 2);
+}
