@@ -27,6 +27,10 @@ const NOT_FORWARDED: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "expect",
+    // The answer's body is passed back as bytes: asking for none but the identity
+    // encoding keeps it readable whatever the client accepts.
+    "accept-encoding",
     "host",
     "content-length",
     "forwarded",
@@ -50,6 +54,8 @@ pub struct Forwarder {
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: Option<Vec<u8>>,
+    /// Set only when the upstream encoded the body although asked not to.
+    pub content_encoding: Option<Vec<u8>>,
     pub body: Bytes,
 }
 
@@ -57,10 +63,14 @@ impl Answer {
     /// The answer for the client: the upstream's status, Content-Type and body.
     pub fn into_response(self) -> actix_web::HttpResponse {
         let mut resp = actix_web::HttpResponse::build(self.status);
-        if let Some(ct) = self.content_type
-            && let Ok(v) = actix_web::http::header::HeaderValue::from_bytes(&ct)
-        {
-            resp.insert_header((actix_web::http::header::CONTENT_TYPE, v));
+        use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+        for (name, value) in [
+            (CONTENT_TYPE, self.content_type),
+            (CONTENT_ENCODING, self.content_encoding),
+        ] {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_bytes(&v).ok()) {
+                resp.insert_header((name, v));
+            }
         }
         resp.body(self.body)
     }
@@ -285,6 +295,10 @@ impl Forwarder {
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .map(|v| v.as_bytes().to_vec());
+        let content_encoding = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes().to_vec());
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(&e))? {
             if body.len() + chunk.len() > self.max_answer {
@@ -295,6 +309,7 @@ impl Forwarder {
         Ok(Answer {
             status,
             content_type,
+            content_encoding,
             body: Bytes::from(body),
         })
     }

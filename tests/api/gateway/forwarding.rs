@@ -29,6 +29,7 @@ async fn an_unserved_service_name_is_forwarded_byte_for_byte() {
                 ("connection", Some("keep-alive, x-hop")),
                 ("x-hop", Some("one hop only")),
                 ("proxy-authorization", Some("Basic c2VjcmV0")),
+                ("accept-encoding", Some("gzip, br")),
             ],
             body.clone(),
         )
@@ -62,6 +63,11 @@ async fn an_unserved_service_name_is_forwarded_byte_for_byte() {
     assert_eq!(
         got.header("x-forwarded-host"),
         Some(app.base.trim_start_matches("http://"))
+    );
+    assert_eq!(
+        got.header("accept-encoding"),
+        None,
+        "answers come back unencoded"
     );
     for hop in ["x-hop", "proxy-authorization"] {
         assert_eq!(got.header(hop), None, "{hop} is hop-by-hop");
