@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 mod delivery;
 mod load;
+mod record;
 mod validate;
 
 pub use delivery::{
     BUILTIN_PROVIDERS, BasicAuth, DeliverySettings, FileSettings, HttpSmsSettings,
     LogProviderSettings, OrgDelivery, ProviderSettings, SmtpSettings, TemplateSet,
 };
+pub use record::RecordSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,6 +47,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub summit: SummitSettings,
     pub log: LogSettings,
+    /// Recording exchanges as replay scenarios (docs/recording.md).
+    pub record: RecordSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +183,7 @@ impl Default for Settings {
             delivery: DeliverySettings::default(),
             summit: SummitSettings::default(),
             log: LogSettings::default(),
+            record: RecordSettings::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! of it.
 
 mod delivery;
+mod record;
 
 use super::{CHANNELS, PolicySettings, Settings};
 
@@ -91,6 +92,7 @@ impl Settings {
             problems.push("password_hashing.max_concurrent: must be at least 1".into());
         }
         delivery::check(&self.delivery, &mut problems);
+        record::check(&self.record, &mut problems);
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
                 "log.format: '{}' is neither 'text' nor 'json'",
