@@ -14,6 +14,7 @@ mod concurrency;
 mod delivery;
 mod generate;
 mod login_app;
+mod record;
 mod replay;
 mod schemas;
 mod seeds;
