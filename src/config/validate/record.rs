@@ -62,4 +62,19 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
     }
 
+    /// The recording page's example is a configuration that starts, with recording on.
+    #[test]
+    fn the_documented_recording_example_is_valid() {
+        let page = include_str!("../../../docs/recording.md");
+        let blocks: Vec<&str> = page
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert_eq!(blocks.len(), 1, "docs/recording.md's toml blocks");
+        let s = crate::config::load::load_text(blocks[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.record.enabled());
+        assert_eq!(s.record.sample, 0.25);
+        assert_eq!(s.record.names.len(), 4);
+    }
 }
