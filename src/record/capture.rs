@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::body::{BodySize, BodyStream, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
@@ -203,11 +203,6 @@ where
         .collect();
 
     let res = service.call(req).await?;
-    match res.response().body().size() {
-        BodySize::Sized(n) if n <= MAX_ANSWER_BYTES => {}
-        BodySize::None => {}
-        _ => return Ok(res.map_into_left_body()),
-    }
     let status = res.status().as_u16();
     let content_type = res
         .headers()
@@ -216,11 +211,10 @@ where
         .map(str::to_string);
     let (http_req, http_res) = res.into_parts();
     let (head, answer) = http_res.into_parts();
-    let answer = match actix_web::body::to_bytes(answer).await {
-        Ok(b) => b,
-        Err(_) => {
-            // The answer's own body failed; nothing of it can be sent either.
-            let res = HttpResponse::InternalServerError().finish();
+    let answer = match collect(answer).await {
+        Answer::Whole(bytes) => bytes,
+        Answer::Passed(body) => {
+            let res = head.set_body(body);
             return Ok(ServiceResponse::new(http_req, res).map_into_right_body());
         }
     };
@@ -239,4 +233,93 @@ where
     });
     let res: HttpResponse<BoxBody> = head.set_body(answer).map_into_boxed_body();
     Ok(ServiceResponse::new(http_req, res).map_into_right_body())
+}
+
+/// An answer's body: whole, or (too large, or failing) handed on as it comes.
+enum Answer {
+    Whole(Bytes),
+    Passed(BoxBody),
+}
+
+/// Reads an answer's body up to [`MAX_ANSWER_BYTES`] (a streamed one included, as a
+/// forwarded answer may be); beyond that, or on an error, the bytes read and the rest
+/// are sent on unchanged and nothing is recorded.
+async fn collect<B: MessageBody + 'static>(body: B) -> Answer {
+    if let BodySize::Sized(n) = body.size()
+        && n > MAX_ANSWER_BYTES
+    {
+        return Answer::Passed(BoxBody::new(body));
+    }
+    let mut body = Box::pin(body);
+    let mut read = BytesMut::new();
+    loop {
+        match futures_util::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+            None => return Answer::Whole(read.freeze()),
+            Some(Ok(chunk)) => {
+                read.extend_from_slice(&chunk);
+                if read.len() as u64 > MAX_ANSWER_BYTES {
+                    return Answer::Passed(rest(read.freeze(), body, None));
+                }
+            }
+            Some(Err(e)) => return Answer::Passed(rest(read.freeze(), body, Some(e.into()))),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// The bytes already read, then the rest of the body (or the error it gave).
+fn rest<B: MessageBody + 'static>(
+    read: Bytes,
+    mut body: std::pin::Pin<Box<B>>,
+    error: Option<BoxError>,
+) -> BoxBody {
+    let head = futures_util::stream::iter([Ok::<Bytes, BoxError>(read)]);
+    match error {
+        Some(e) => BoxBody::new(BodyStream::new(
+            head.chain(futures_util::stream::iter([Err(e)])),
+        )),
+        None => {
+            let tail = futures_util::stream::poll_fn(move |cx| body.as_mut().poll_next(cx))
+                .map(|r| r.map_err(Into::<BoxError>::into));
+            BoxBody::new(BodyStream::new(head.chain(tail)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(
+        chunks: Vec<Result<Bytes, std::io::Error>>,
+    ) -> BodyStream<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>> {
+        BodyStream::new(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn streamed_answers_are_read_whole_or_handed_on_unchanged() {
+        let small = streamed(vec![Ok(Bytes::from("ab")), Ok(Bytes::from("c"))]);
+        assert!(matches!(collect(small).await, Answer::Whole(b) if b == "abc"));
+        let chunk = Bytes::from(vec![b'x'; 700 * 1024]);
+        let big = streamed(vec![
+            Ok(chunk.clone()),
+            Ok(chunk.clone()),
+            Ok(Bytes::from("end")),
+        ]);
+        let Answer::Passed(body) = collect(big).await else {
+            panic!("a body over the limit is not recorded");
+        };
+        let all = actix_web::body::to_bytes(body).await.unwrap();
+        assert_eq!(all.len(), 1400 * 1024 + 3);
+        assert!(all.ends_with(b"xend"));
+        let failing = streamed(vec![
+            Ok(Bytes::from("ab")),
+            Err(std::io::Error::other("gone")),
+        ]);
+        let Answer::Passed(body) = collect(failing).await else {
+            panic!("a failing body is not recorded");
+        };
+        assert!(actix_web::body::to_bytes(body).await.is_err());
+    }
 }
