@@ -32,6 +32,7 @@ pub struct Gateway {
     handle: actix_web::dev::ServerHandle,
     /// The outbox dispatcher and housekeeping, with the switch that stops them.
     background: Option<(watch::Sender<bool>, Vec<JoinHandle<()>>)>,
+    recording: Option<crate::record::Recording>,
 }
 
 impl Gateway {
@@ -49,8 +50,11 @@ impl Gateway {
             Data::new(Upstreams::from_settings(upstream).map_err(std::io::Error::other)?);
         let data = Data::new(app.clone());
         let max_body = app.settings.max_body_bytes;
+        let recording = crate::record::Recording::start(&app.settings)?;
+        let capture = recording.as_ref().map(crate::record::Recording::capture);
         let mut server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
+                .wrap(crate::record::middleware(capture.clone()))
                 .app_data(data.clone())
                 .app_data(upstreams.clone())
                 .app_data(web::PayloadConfig::new(max_body))
@@ -87,11 +91,17 @@ impl Gateway {
             server,
             handle,
             background,
+            recording,
         })
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()
+    }
+
+    /// The recorder, when `record.dir` is set.
+    pub fn recording(&self) -> Option<&crate::record::Recording> {
+        self.recording.as_ref()
     }
 
     /// Serves until the server stops (SIGINT/SIGTERM: in-flight requests finish
@@ -102,6 +112,9 @@ impl Gateway {
             let _ = tx.send(true);
             let all = futures_util::future::join_all(tasks);
             let _ = tokio::time::timeout(Duration::from_secs(30), all).await;
+        }
+        if let Some(r) = self.recording {
+            r.finish().await;
         }
         result
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod delivery;
 mod load;
+mod record;
 mod upstream;
 mod validate;
 
@@ -17,6 +18,7 @@ pub use delivery::{
     BUILTIN_PROVIDERS, BasicAuth, DeliverySettings, FileSettings, HttpSmsSettings,
     LogProviderSettings, OrgDelivery, ProviderSettings, SmtpSettings, TemplateSet,
 };
+pub use record::RecordSettings;
 pub use upstream::{RouteTo, UnknownTokens, Upstream, UpstreamSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +51,8 @@ pub struct Settings {
     /// The legacy servers otpgate stands in front of.
     pub upstream: UpstreamSettings,
     pub log: LogSettings,
+    /// Recording exchanges as replay scenarios (docs/recording.md).
+    pub record: RecordSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +188,7 @@ impl Default for Settings {
             summit: SummitSettings::default(),
             upstream: UpstreamSettings::default(),
             log: LogSettings::default(),
+            record: RecordSettings::default(),
         }
     }
 }

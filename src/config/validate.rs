@@ -4,6 +4,7 @@
 //! of it.
 
 mod delivery;
+mod record;
 mod upstream;
 
 use super::{CHANNELS, PolicySettings, Settings};
@@ -93,6 +94,7 @@ impl Settings {
         }
         delivery::check(&self.delivery, &mut problems);
         upstream::check(&self.upstream, &mut problems);
+        record::check(&self.record, &mut problems);
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
                 "log.format: '{}' is neither 'text' nor 'json'",

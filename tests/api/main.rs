@@ -15,6 +15,7 @@ mod delivery;
 mod gateway;
 mod generate;
 mod login_app;
+mod record;
 mod replay;
 mod schemas;
 mod seeds;
