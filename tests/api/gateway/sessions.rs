@@ -48,11 +48,32 @@ async fn a_session_is_exchanged_for_the_service_key(b: Backend) {
     })
     .await;
     let token = session(&app).await;
+    // Idle for a while: the forwarded call is activity of the session.
+    let hash = otpgate::core::keys::sha256_hex(token.as_bytes());
+    let last_seen = |set: Option<i64>| {
+        let hash = hash.clone();
+        app.app.db.run(move |c| {
+            use diesel::prelude::*;
+            use otpgate::db::schema::sessions;
+            if let Some(at) = set {
+                diesel::update(sessions::table.find(&hash))
+                    .set(sessions::last_seen_at.eq(at))
+                    .execute(c)?;
+            }
+            Ok(sessions::table
+                .find(&hash)
+                .select(sessions::last_seen_at)
+                .first::<i64>(c)?)
+        })
+    };
+    let idle_since = otpgate::db::now_ms() - 30 * 60_000;
+    last_seen(Some(idle_since)).await.unwrap();
     let sent = with_token(&token);
     let a = app
         .post(ENDPOINT, Some("application/json"), sent.clone())
         .await;
     assert_eq!(a.text, LegacyServer::ANSWER);
+    assert!(last_seen(None).await.unwrap() > idle_since + 29 * 60_000);
     let got = legacy.only();
     let body = got.text();
     assert!(
