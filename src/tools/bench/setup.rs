@@ -133,7 +133,9 @@ pub(super) fn sms_listener(
         actix_web::App::new()
             .route(
                 LEGACY_PATH,
-                web::post().to(|| async {
+                // The body is read, as a real server does: actix closes a
+                // connection whose request body was left unread.
+                web::post().to(|_body: web::Bytes| async {
                     HttpResponse::Ok()
                         .content_type("application/json; charset=utf-8")
                         .body(LEGACY_ANSWER)
