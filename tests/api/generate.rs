@@ -92,7 +92,12 @@ async fn authentication_failures_are_distinct_and_store_nothing(b: Backend) {
         (
             json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
                 "_ProxyDetails": {"AuthType": "APIKEY", "APIKey": "x"}, "objUserInformation": {}}}),
-            "AuthType 'APIKEY' is not supported in _ProxyDetails: use FORM with UserName and Password, or send the TokenID of a session.",
+            "Invalid API key.",
+        ),
+        (
+            json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
+                "_ProxyDetails": {"AuthType": "SSO"}, "objUserInformation": {}}}),
+            "AuthType 'SSO' is not supported in _ProxyDetails: use FORM with UserName and Password, APIKEY with APIKey, or send the TokenID of a session.",
         ),
         (
             json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {"objUserInformation": {"UserID": 1}}}),
