@@ -217,7 +217,8 @@ pub struct AddUser {
     pub org_name: String,
     #[arg(long, default_value_t = 1)]
     pub domain_id: i64,
-    /// The numeric UserId; the next free one when absent.
+    /// The numeric UserId; when absent, the LoginUID if it is a whole number no user
+    /// has as UserId, else the next free one.
     #[arg(long)]
     pub user_id: Option<i64>,
     /// A LoginApp profile field, e.g. --profile TimezoneMins=330 (repeatable).
