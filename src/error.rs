@@ -50,6 +50,14 @@ pub enum Error {
     LoginLocked { retry_after_secs: i64 },
     #[error("The session is invalid or has expired. Please log in again.")]
     InvalidSession,
+    /// An API key that is unknown or revoked.
+    #[error("Invalid API key.")]
+    InvalidApiKey,
+    #[error("The API key has expired.")]
+    ApiKeyExpired,
+    /// A user name and password where the settings allow API keys only.
+    #[error("Username and password authentication is disabled. Use an API key.")]
+    PasswordAuthDisabled,
     #[error("No user is registered with these details.")]
     UserNotFound,
     #[error("The user details do not match the authenticated user.")]
@@ -118,6 +126,9 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::LoginLocked { .. } => "login_locked",
             Error::InvalidSession => "invalid_session",
+            Error::InvalidApiKey => "invalid_api_key",
+            Error::ApiKeyExpired => "api_key_expired",
+            Error::PasswordAuthDisabled => "password_auth_disabled",
             Error::UserNotFound => "user_not_found",
             Error::UserMismatch => "user_mismatch",
             Error::ConfigurationNotFound => "configuration_not_found",
@@ -163,6 +174,9 @@ pub(crate) fn every_variant() -> Vec<Error> {
             retry_after_secs: 900,
         },
         Error::InvalidSession,
+        Error::InvalidApiKey,
+        Error::ApiKeyExpired,
+        Error::PasswordAuthDisabled,
         Error::UserNotFound,
         Error::UserMismatch,
         Error::ConfigurationNotFound,

@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage the user directory.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage otpgate's API keys (Summit AuthType APIKEY).
+    #[command(subcommand, name = "apikey")]
+    ApiKey(ApiKeyCommand),
     /// Inspect outgoing messages and retry failed ones (destinations masked).
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -81,6 +84,36 @@ pub enum BrandCommand {
     },
     /// List the brands.
     List,
+}
+
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key for a user and print it, once: only its SHA-256 is kept.
+    Create {
+        /// The user's login name, e-mail or LoginUID.
+        #[arg(long)]
+        user: String,
+        /// What the key is for, shown by `apikey list`.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The last day the key works (UTC), YYYY-MM-DD; default: it does not expire.
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "days")]
+        expires: Option<String>,
+        /// The key works for this many days from now.
+        #[arg(long, value_name = "N")]
+        days: Option<i64>,
+    },
+    /// List keys (never the keys themselves): id, user, name, created, expires, last used.
+    List {
+        /// Only the keys of the user with this login name, e-mail or LoginUID.
+        #[arg(long)]
+        user: Option<String>,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: from now on it is refused as unknown.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -184,7 +217,8 @@ pub struct AddUser {
     pub org_name: String,
     #[arg(long, default_value_t = 1)]
     pub domain_id: i64,
-    /// The numeric UserId; the next free one when absent.
+    /// The numeric UserId; when absent, the LoginUID if it is a whole number no user
+    /// has as UserId, else the next free one.
     #[arg(long)]
     pub user_id: Option<i64>,
     /// A LoginApp profile field, e.g. --profile TimezoneMins=330 (repeatable).

@@ -1,6 +1,7 @@
 //! The command line: `main` parses [`Cli`] and hands it to [`run`], which loads the
 //! settings and calls the command's group, one file each.
 
+mod apikey;
 pub mod args;
 mod brand;
 mod migrate;
@@ -54,6 +55,7 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), String> {
         Command::Serve { demo } => serve::run(settings, demo),
         Command::Migrate => migrate::run(settings),
         Command::User(c) => user::run(c, settings),
+        Command::ApiKey(c) => apikey::run(c, settings),
         Command::Outbox(c) => outbox::run(c, settings),
         Command::TwoFactorConfig(c) => twofactor_config::run(c, settings),
         Command::Brand(c) => brand::run(c, settings),

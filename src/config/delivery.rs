@@ -216,10 +216,10 @@ impl Default for DeliverySettings {
             batch_size: 64,
             app_name: "otpgate".into(),
             default_language: "en".into(),
-            sms_template: "{code} is your {app} OTP. It expires in {minutes} minutes. Ref {reference}."
+            sms_template: "{code} is your {app} OTP. It expires in {minutes} {minutes|minute|minutes}. Ref {reference}."
                 .into(),
             email_subject: "Your {app} one-time password".into(),
-            email_template: "Your one-time password is {code}.\n\nIt expires in {minutes} minutes. \
+            email_template: "Your one-time password is {code}.\n\nIt expires in {minutes} {minutes|minute|minutes}. \
                              Reference: {reference}.\n\nIf you did not ask for it, ignore this message."
                 .into(),
             templates: BTreeMap::new(),

@@ -156,6 +156,9 @@ pub struct SummitSettings {
     pub instance_label: String,
     /// `WsVersion` in LoginApp answers.
     pub ws_version: String,
+    /// Whether AuthType FORM (a user name and password) is accepted; false leaves API
+    /// keys and sessions (the legacy `IsAPIKeyDisabled` switch, inverted).
+    pub password_auth: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +247,7 @@ impl Default for SummitSettings {
         SummitSettings {
             instance_label: "otpgate".into(),
             ws_version: "5.12.2".into(),
+            password_auth: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The engine, free of HTTP and of every legacy spelling: one-time passwords, users
 //! and their passwords and logins, sessions, brands, the audit trail, keys and masking.
 
+pub mod api_keys;
 pub mod audit;
 pub mod brands;
 pub mod channel;

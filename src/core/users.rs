@@ -135,7 +135,8 @@ impl Passwords {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// The numeric UserId; the next free one when absent.
+    /// The numeric UserId; when absent, the LoginUID if it is a whole number no
+    /// user has as UserId, else the next free one.
     #[serde(default)]
     pub user_id: Option<i64>,
     pub login_uid: String,
@@ -237,6 +238,15 @@ impl NewUser {
     }
 }
 
+/// The LoginUID as a UserId, when it is a positive whole number written plainly
+/// (`967`, not `0967`): legacy clients send the two as the same number (seed 000).
+fn login_uid_as_id(login_uid: &str) -> Option<i64> {
+    let uid = login_uid.trim();
+    uid.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0 && n.to_string() == uid)
+}
+
 /// Stores a validated user whose password (if any) is already hashed. Duplicate login
 /// uid, login name or e-mail are reported by name.
 pub fn insert(conn: &mut DbConnection, u: &NewUser, password_hash: Option<String>) -> Result<User> {
@@ -247,7 +257,10 @@ pub fn insert(conn: &mut DbConnection, u: &NewUser, password_hash: Option<String
             .unwrap_or_else(|| u.email.trim().to_string());
         let id = match u.user_id {
             Some(id) => id,
-            None => users::next_id(conn)?,
+            None => match login_uid_as_id(&u.login_uid) {
+                Some(id) if users::find_by_id(conn, id)?.is_none() => id,
+                _ => users::next_id(conn)?,
+            },
         };
         let clash = |what: &str| {
             Ok(Err(Error::invalid(format!(
@@ -379,6 +392,22 @@ mod tests {
         assert!(!p.verify_now(Some(&h), "olden"));
         let kept = p.memory.lock().unwrap();
         assert!(!kept.is_empty() && kept.len() <= 2, "{}", kept.len());
+    }
+
+    #[test]
+    fn only_plain_whole_login_uids_are_ids() {
+        assert_eq!(login_uid_as_id(" 967 "), Some(967));
+        for uid in [
+            "0967",
+            "0",
+            "-4",
+            "+5",
+            "1xxxx4",
+            "",
+            "99999999999999999999",
+        ] {
+            assert_eq!(login_uid_as_id(uid), None, "{uid}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! pooled with r2d2. Blocking Diesel work runs on tokio's blocking pool (`Db::run`);
 //! a connection is never held across an `.await`.
 
+pub mod api_keys;
 pub mod audit;
 pub mod capillary_brands;
 pub mod capillary_sessions;

@@ -68,6 +68,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     sessions (token_hash) {
         token_hash -> Text,
         user_id -> BigInt,
@@ -168,10 +181,12 @@ diesel::table! {
 diesel::joinable!(challenges -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(upstream_keys -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     upstream_keys,
+    api_keys,
     challenges,
     send_limits,
     sends,

@@ -15,7 +15,8 @@ use crate::core::channel::Channel;
 /// What message templates may contain.
 pub const MESSAGE_PLACEHOLDERS: &[&str] = &["code", "minutes", "reference", "app"];
 
-/// The `{name}` placeholders in a text, in order.
+/// The `{name}` placeholders in a text, in order; a plural choice
+/// `{name|one|other}` counts as its `name`.
 pub fn placeholders(text: &str) -> Vec<&str> {
     let mut found = Vec::new();
     let mut rest = text;
@@ -27,11 +28,42 @@ pub fn placeholders(text: &str) -> Vec<&str> {
         if name_len > 0 && after[name_len..].starts_with('}') {
             found.push(&after[..name_len]);
             rest = &after[name_len + 1..];
+        } else if let Some(close) = after.find('}')
+            && name_len > 0
+            && plural_forms(&after[name_len..close]).is_some()
+        {
+            found.push(&after[..name_len]);
+            rest = &after[close + 1..];
         } else {
             rest = after;
         }
     }
     found
+}
+
+/// The two forms of a plural choice, from what follows its name: `|one|other`.
+fn plural_forms(choice: &str) -> Option<(&str, &str)> {
+    let (one, other) = choice.strip_prefix('|')?.split_once('|')?;
+    (!one.contains(['|', '{']) && !other.contains(['|', '{'])).then_some((one, other))
+}
+
+/// Whether a placeholder that starts a plural choice (`{name|`) is well formed.
+fn malformed_choice(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('|') {
+            let choice = after.find('}').map(|close| &after[name_len..close]);
+            if choice.and_then(plural_forms).is_none() {
+                return Some(&after[..name_len]);
+            }
+        }
+        rest = after;
+    }
+    None
 }
 
 /// Every placeholder is one of `known`; with `needs_code`, `{code}` is among them.
@@ -44,6 +76,11 @@ pub fn check_template(text: &str, known: &[&str], needs_code: bool) -> Result<()
             known.join(", ")
         ));
     }
+    if let Some(name) = malformed_choice(text) {
+        return Err(format!(
+            "{{{name}|…}} must give two forms, one and other: {{{name}|minute|minutes}}"
+        ));
+    }
     if needs_code && !used.contains(&"code") {
         return Err("must contain {code}".into());
     }
@@ -51,7 +88,9 @@ pub fn check_template(text: &str, known: &[&str], needs_code: bool) -> Result<()
 }
 
 /// Replaces each `{name}` of `values` in one pass, so a value that itself looks like
-/// a placeholder is left as it is.
+/// a placeholder is left as it is. A plural choice `{name|one|other}` of a whole
+/// number is its `one` form when the number is 1, else its `other` form:
+/// `{minutes} {minutes|minute|minutes}`.
 pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut rest = text;
@@ -59,11 +98,20 @@ pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let hit = after.find('}').and_then(|close| {
-            let name = &after[..close];
-            values
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (close, *v))
+            let inner = &after[..close];
+            let (name, choice) = match inner.find('|') {
+                Some(bar) => (&inner[..bar], Some(&inner[bar..])),
+                None => (inner, None),
+            };
+            let value = values.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)?;
+            match choice {
+                None => Some((close, value)),
+                Some(choice) => {
+                    let (one, other) = plural_forms(choice)?;
+                    let n: i64 = value.trim().parse().ok()?;
+                    Some((close, if n == 1 { one } else { other }))
+                }
+            }
         });
         match hit {
             Some((close, value)) => {
@@ -293,6 +341,52 @@ mod tests {
             .insert("en".into(), set("Acme code {code}, ref {reference}"));
         s.orgs.insert("7".into(), acme);
         s
+    }
+
+    #[test]
+    fn plural_choices_follow_the_number() {
+        let text = "in {minutes} {minutes|minute|minutes}, {n|minuto|minutos}";
+        assert_eq!(
+            fill(text, &[("minutes", "1"), ("n", "2")]),
+            "in 1 minute, minutos"
+        );
+        assert_eq!(
+            fill(text, &[("minutes", "0"), ("n", "1")]),
+            "in 0 minutes, minuto"
+        );
+        // Not a number, or not a known name: left as written.
+        assert_eq!(fill("{a|x|y}", &[("a", "z")]), "{a|x|y}");
+        assert_eq!(fill("{b|x|y}", &[("a", "1")]), "{b|x|y}");
+        assert_eq!(placeholders(text), ["minutes", "minutes", "n"]);
+        assert!(
+            check_template(
+                "{code} {minutes|minute|minutes}",
+                MESSAGE_PLACEHOLDERS,
+                true
+            )
+            .is_ok()
+        );
+        assert!(check_template("{code} {minutes|minute}", MESSAGE_PLACEHOLDERS, true).is_err());
+        assert!(check_template("{code} {minutes|a|b|c}", MESSAGE_PLACEHOLDERS, true).is_err());
+        assert!(check_template("{code} {mins|a|b}", MESSAGE_PLACEHOLDERS, true).is_err());
+    }
+
+    #[test]
+    fn one_minute_is_singular_in_the_base_templates() {
+        let t = Templates::from_settings(&DeliverySettings::default());
+        let sms = t.render(1, None, Channel::Sms, "123456", 1, "ABC234");
+        assert_eq!(
+            sms.text,
+            "123456 is your otpgate OTP. It expires in 1 minute. Ref ABC234."
+        );
+        let mail = t.render(1, None, Channel::Email, "123456", 1, "ABC234");
+        assert!(
+            mail.text.contains("It expires in 1 minute. "),
+            "{}",
+            mail.text
+        );
+        let own = t.fill("{code}: {minutes} {minutes|minute|minutes}", "1", 1, "R");
+        assert_eq!(own, "1: 1 minute");
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! ADM_GenerateOTP: issue a code and send it to the user's e-mail and/or mobile.
 //!
 //! Two forms:
-//! - a second factor for a caller who proved who they are, with a password or a live
-//!   session; the user the request names must be that caller. Answers the session.
+//! - a second factor for a caller who proved who they are, with a password, a live
+//!   session or an API key; the user the request names must be that caller. Answers
+//!   the session (the one it came with, or a new one).
 //! - a login code for the user registered with an e-mail address (and country), bound
 //!   to the device that asked for it.
 
 use crate::core::ids::{ChallengeId, UserId};
 use crate::core::otp::{self, IssueRequest, Policy};
 use crate::core::users::{self, User};
-use crate::core::{login, mask, sessions};
+use crate::core::{mask, sessions};
 use crate::db::users as user_rows;
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -19,11 +20,7 @@ pub enum Input {
     Login(LoginCode),
 }
 
-/// How the caller proves who they are.
-pub enum Caller {
-    Password { login: String, password: String },
-    Session { token: String },
-}
+pub use super::caller::Caller;
 
 /// The user the request says it is about; each field given must be the caller's.
 #[derive(Debug, Default)]
@@ -57,16 +54,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
 }
 
 async fn second_factor(state: &AppState, caller: Caller, claimed: Claimed) -> Result<Outcome> {
-    let (user, existing_token) = match caller {
-        Caller::Password { login, password } => {
-            let s = &state.settings;
-            let user =
-                login::password_login(&state.db, &state.passwords, &s.login, &login, &password)
-                    .await?;
-            (user, None)
-        }
-        Caller::Session { token } => (sessions::user_of(&state.db, &token).await?, Some(token)),
-    };
+    let (user, existing_token) = super::caller::authenticate(state, caller).await?;
     check_same_user(&user, &claimed)?;
     let policy = Policy::for_org(&state.settings, user.org_id);
     let request = IssueRequest::new(

@@ -70,6 +70,9 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             device_id,
         } => {
             let s = &state.settings;
+            if !s.summit.password_auth {
+                return Err(Error::PasswordAuthDisabled);
+            }
             let user =
                 login::password_login(&state.db, &state.passwords, &s.login, &login, &password)
                     .await?;

@@ -12,6 +12,7 @@ pub mod auth_otp_generate;
 pub mod auth_otp_validate;
 pub mod auth_token_generate;
 pub mod brand;
+pub mod caller;
 pub mod create_otp_for_remind_password;
 pub mod create_two_factor_sms_otp;
 pub mod login_app;

@@ -92,7 +92,7 @@ fn users_are_added_and_imported_with_a_report_per_record() {
         ],
     );
     assert!(o.status.success(), "{}", output_text(&o));
-    assert!(output_text(&o).contains("added user Ann Lee (UserId 1, login ann@example.com)"));
+    assert!(output_text(&o).contains("added user Ann Lee (UserId 1001, login ann@example.com)"));
     let o = otpgate(
         &url,
         dir.path(),

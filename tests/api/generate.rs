@@ -92,7 +92,12 @@ async fn authentication_failures_are_distinct_and_store_nothing(b: Backend) {
         (
             json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
                 "_ProxyDetails": {"AuthType": "APIKEY", "APIKey": "x"}, "objUserInformation": {}}}),
-            "AuthType 'APIKEY' is not supported in _ProxyDetails: use FORM with UserName and Password, or send the TokenID of a session.",
+            "Invalid API key.",
+        ),
+        (
+            json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
+                "_ProxyDetails": {"AuthType": "SSO"}, "objUserInformation": {}}}),
+            "AuthType 'SSO' is not supported in _ProxyDetails: use FORM with UserName and Password, APIKEY with APIKey, or send the TokenID of a session.",
         ),
         (
             json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {"objUserInformation": {"UserID": 1}}}),
@@ -333,7 +338,25 @@ async fn password_failures_lock_the_login(b: Backend) {
     assert_eq!(a.json()["Errors"], "", "{}", a.text);
 }
 
+/// A code that lasts a minute says "1 minute" in both messages; longer, "minutes".
+async fn messages_say_minute_or_minutes(b: Backend) {
+    for (seconds, said) in [
+        (60, "It expires in 1 minute."),
+        (600, "It expires in 10 minutes."),
+    ] {
+        let app = spawn_with(b, |s| s.otp.expiry_seconds = seconds).await;
+        let txn = app.vishnu_login_otp().await;
+        app.code(&txn, "email").await;
+        app.code(&txn, "sms").await;
+        for m in app.deliveries() {
+            let text = m["text"].as_str().unwrap();
+            assert!(text.contains(said), "{seconds}: {text}");
+        }
+    }
+}
+
 both!(
+    messages_say_minute_or_minutes,
     the_request_never_chooses_the_destination,
     password_failures_lock_the_login,
     form_login_sends_to_both_destinations_and_opens_a_session,

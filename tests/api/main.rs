@@ -6,6 +6,7 @@
 mod layering;
 mod support;
 
+mod apikeys;
 mod bad_input;
 mod bench;
 mod capillary;

@@ -85,6 +85,85 @@ async fn seed_000_generate_verbatim(b: Backend) {
     assert_eq!(app.code(&txn, "sms").await.len(), 6);
 }
 
+/// Seed 000 names its user by `UserID: 967` and `LoginUID: 967`: a user added with
+/// LoginUID 967 and no UserId gets 967 as UserId, and the seed's request works as sent.
+/// Imported records are numbered the same way; a LoginUID that is taken as a UserId,
+/// or is not a plain whole number, leaves the next free one.
+async fn seed_000_user_added_by_login_uid(b: Backend) {
+    let app = spawn(b).await;
+    let user = app
+        .add_user(NewUser {
+            user_id: None,
+            login_uid: "967".into(),
+            login_name: Some("google@sum.com".into()),
+            user_name: "abcd".into(),
+            email: "google@sum.com".into(),
+            mobile: "9876500001".into(),
+            password: Some("XXXX@123".into()),
+            org_id: 1,
+            domain_id: 1,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(user.id, 967);
+    let a = app
+        .post(
+            ENDPOINT,
+            Some("application/json"),
+            fixture("summit/seed-000-generate-request.json"),
+        )
+        .await;
+    assert_eq!(a.json()["Errors"], "", "{}", a.text);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.json");
+    std::fs::write(
+        &file,
+        json!([
+            {"login_uid": "500", "user_name": "A", "email": "a@example.com"},
+            {"login_uid": "0967", "user_name": "B", "email": "b@example.com"},
+            {"login_uid": "x-7", "user_name": "C", "email": "c@example.com"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let state = app.app.clone();
+    let report =
+        tokio::task::spawn_blocking(move || otpgate::cli::import_users(&state, &file, false))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!((report.added, report.failed.len()), (3, 0));
+    let ids: Vec<(String, i64)> = app
+        .app
+        .db
+        .run(|c| {
+            use diesel::prelude::*;
+            use otpgate::db::schema::users;
+            Ok(users::table
+                .select((users::login_uid, users::id))
+                .order(users::login_uid)
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    let id_of = |uid: &str| ids.iter().find(|(u, _)| u == uid).map(|(_, id)| *id);
+    assert_eq!(id_of("500"), Some(500));
+    // The other two take the next free ones, after 967, in whichever order.
+    let mut rest = vec![id_of("0967").unwrap(), id_of("x-7").unwrap()];
+    rest.sort();
+    assert_eq!(rest, [968, 969]);
+    let added = app
+        .add_user(NewUser {
+            login_uid: "968".into(),
+            user_name: "D".into(),
+            email: "d@example.com".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(added.id, 970, "968 is taken as a UserId");
+}
+
 async fn seed_000_generate_xml_twin(b: Backend) {
     let app = spawn(b).await;
     seed_000_user(&app).await;
@@ -300,6 +379,7 @@ async fn encrypted_fields(b: Backend) {
 
 both!(
     seed_000_generate_verbatim,
+    seed_000_user_added_by_login_uid,
     seed_000_generate_xml_twin,
     seed_001_generate,
     seed_001_generate_xml_twin,

@@ -151,6 +151,9 @@ impl Failure {
             // turns up, it is a fault of the server.
             e @ (Error::InvalidCredentials
             | Error::LoginLocked { .. }
+            | Error::InvalidApiKey
+            | Error::ApiKeyExpired
+            | Error::PasswordAuthDisabled
             | Error::UserMismatch
             | Error::ConfigurationNotFound
             | Error::NotValidated
@@ -222,6 +225,9 @@ mod tests {
             ("invalid_credentials", 1502, 500),
             ("login_locked", 1502, 500),
             ("invalid_session", 1505, 200),
+            ("invalid_api_key", 1502, 500),
+            ("api_key_expired", 1502, 500),
+            ("password_auth_disabled", 1502, 500),
             ("user_not_found", 1515, 200),
             ("user_mismatch", 1502, 500),
             ("configuration_not_found", 1502, 500),

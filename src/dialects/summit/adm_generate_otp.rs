@@ -1,6 +1,7 @@
 //! ADM_GenerateOTP on the envelope (seeds 000 and 001):
-//! - authenticated: `_ProxyDetails` with AuthType FORM (UserName + Password) or a live
-//!   TokenID; `objUserInformation` names the user and must match. Answers a TokenID.
+//! - authenticated: `_ProxyDetails` with AuthType FORM (UserName + Password), APIKEY
+//!   (APIKey) or a live TokenID (caller.rs); `objUserInformation` names the user and
+//!   must match. Answers a TokenID.
 //! - pre-login: `objUserInformation.AuthType` LOGIN_OTP with CountryCode,
 //!   EncryptedEmailID (plain or field-encrypted) and DeviceId; no `_ProxyDetails`.
 //!
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::core::ids::UserId;
 use crate::error::{Error, Result};
-use crate::services::adm_generate_otp::{Caller, Claimed, Input, LoginCode, Outcome};
+use crate::services::adm_generate_otp::{Claimed, Input, LoginCode, Outcome};
 use crate::state::AppState;
 use crate::wire::fields::Fields;
 
@@ -34,21 +35,7 @@ pub fn decode(state: &AppState, params: &Value) -> Result<(Input, Form)> {
             "_ProxyDetails is required in objCommonParameters unless objUserInformation.AuthType is LOGIN_OTP.",
         ));
     };
-    let auth_type = proxy.text("AuthType")?.unwrap_or_default();
-    let token = proxy.text("TokenID")?.filter(|t| !t.trim().is_empty());
-    let caller = if auth_type.trim().eq_ignore_ascii_case("FORM") {
-        Caller::Password {
-            login: proxy.required_text("UserName")?,
-            password: proxy.required_text("Password")?,
-        }
-    } else if let Some(token) = token {
-        Caller::Session { token }
-    } else {
-        return Err(Error::invalid(format!(
-            "AuthType '{}' is not supported in _ProxyDetails: use FORM with UserName and Password, or send the TokenID of a session.",
-            auth_type.trim()
-        )));
-    };
+    let caller = super::caller::decode(&proxy)?;
     // 0 (or "0") is how the legacy clients say "not given".
     let given = |v: Option<i64>| v.filter(|n| *n != 0);
     let claimed = Claimed {

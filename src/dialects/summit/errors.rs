@@ -34,6 +34,9 @@ pub fn answer(e: &Error) -> (StatusCode, String) {
         Error::NoDestination => core(),
         Error::InvalidCredentials => core(),
         Error::LoginLocked { .. } => core(),
+        Error::InvalidApiKey => core(),
+        Error::ApiKeyExpired => core(),
+        Error::PasswordAuthDisabled => core(),
         Error::UserNotFound => core(),
         Error::UserMismatch => core(),
         Error::NotValidated => core(),
@@ -113,6 +116,13 @@ mod tests {
                 "invalid_session",
                 200,
                 "The TokenID is invalid or has expired. Please log in again.",
+            ),
+            ("invalid_api_key", 200, "Invalid API key."),
+            ("api_key_expired", 200, "The API key has expired."),
+            (
+                "password_auth_disabled",
+                200,
+                "Username and password authentication is disabled. Use an API key.",
             ),
             (
                 "user_not_found",

@@ -9,6 +9,7 @@
 //! their HTTP status with the same envelope.
 
 mod adm_generate_otp;
+mod caller;
 pub mod envelope;
 pub mod errors;
 mod forward;

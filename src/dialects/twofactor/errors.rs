@@ -95,6 +95,9 @@ fn answer(e: &Error) -> Answer {
             6007,
             "The TokenID is invalid or has expired. Please log in again.",
         ),
+        Error::InvalidApiKey => codes(4002, 6007),
+        Error::ApiKeyExpired => codes(4002, 6007),
+        Error::PasswordAuthDisabled => codes(4002, 6007),
         Error::UserNotFound => codes(4004, 6007),
         Error::UserMismatch => codes(4002, 6007),
         Error::ConfigurationNotFound => worded(
@@ -230,6 +233,21 @@ mod tests {
                 4002,
                 6007,
                 "The TokenID is invalid or has expired. Please log in again.",
+            ),
+            ("invalid_api_key", 200, 4002, 6007, "Invalid API key."),
+            (
+                "api_key_expired",
+                200,
+                4002,
+                6007,
+                "The API key has expired.",
+            ),
+            (
+                "password_auth_disabled",
+                200,
+                4002,
+                6007,
+                "Username and password authentication is disabled. Use an API key.",
             ),
             (
                 "user_not_found",
