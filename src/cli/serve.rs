@@ -9,6 +9,10 @@ use crate::state::AppState;
 
 pub(super) fn run(mut settings: Settings, demo: bool) -> Result<(), String> {
     settings.delivery.console |= demo;
+    if demo {
+        // The README's examples send codes to the demo user in a row.
+        settings.otp.resend_cooldown_seconds = 0;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(crate::startup::blocking_threads(&settings))
@@ -32,7 +36,7 @@ pub(super) fn run(mut settings: Settings, demo: bool) -> Result<(), String> {
         }
         if demo {
             println!(
-                "demo: user {} / password {} (mobile 9876543219, country code 91); codes are printed below and written to {}",
+                "demo: user {} / password {} (mobile 9876543219, country code 91); no resend cool-down; codes are printed below and written to {}",
                 DEMO_LOGIN,
                 DEMO_PASSWORD,
                 file_sink.display()
@@ -59,7 +63,7 @@ pub fn ensure_demo_user(app: &AppState) -> Result<(), String> {
         app,
         &NewUser {
             user_id: None,
-            login_uid: "100001".into(),
+            login_uid: "1".into(),
             login_name: Some(DEMO_LOGIN.into()),
             user_name: "Demo User".into(),
             email: DEMO_LOGIN.into(),

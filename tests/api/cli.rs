@@ -220,6 +220,80 @@ async fn serve_demo_runs_the_whole_flow_and_stops_cleanly() {
     );
 }
 
+/// The README's "Try it" steps, its own shell blocks as written, pasted in order on a
+/// fresh `otpgate serve --demo` (only the port differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_try_it_steps_work_pasted_in_order() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## Try it").expect("a Try it section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 5, "{section}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _child = tokio::process::Command::new(BIN)
+        .args(["serve", "--demo"])
+        .current_dir(dir.path())
+        .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    // A person pastes the next step a moment later: the SMS is in the file by then.
+    let script: String = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            format!(
+                "sleep 1\necho; echo '--- step {i}'\n{}",
+                b.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            )
+        })
+        .collect();
+    let out = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<&str> = text.split("--- step ").skip(1).collect();
+    assert_eq!(steps.len(), 5, "{text}");
+    let expect = [
+        vec![
+            r#""Errors":"""#,
+            "OTP sent to dem*@ex*****.com and *******219",
+        ],
+        vec![
+            r#"{"User":{"UserDetails":[{"#,
+            r#""EmailId":"demo@example.com""#,
+        ],
+        vec![r#""Success":true"#, r#""Code":4001"#],
+        vec![r#""IsValid":true"#, r#""Code":6001"#],
+        vec![r#""Errors":"""#, r#""AuthenticationType":"password""#],
+    ];
+    for (i, (step, wanted)) in steps.iter().zip(expect).enumerate() {
+        for w in wanted {
+            assert!(step.contains(w), "step {}: no {w} in:\n{step}", i + 1);
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
