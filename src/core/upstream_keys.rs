@@ -29,20 +29,17 @@ pub fn set(conn: &mut DbConnection, keys: &Keys, login: &str, key: Option<&str>)
     }
 }
 
-/// The user's key, opened; None when the user has none (or it was sealed under a key
-/// no longer accepted, which is logged).
+/// The user's key, opened; None when the user has none. A key sealed under a key no
+/// longer accepted is a fault of the server (set it again after a key rotation).
 pub async fn of_user(db: &Db, keys: &Keys, user_id: i64) -> Result<Option<String>> {
     let Some(sealed) = db.run(move |c| Ok(upstream_keys::get(c, user_id)?)).await? else {
         return Ok(None);
     };
     match keys.open(&sealed).and_then(|b| String::from_utf8(b).ok()) {
         Some(k) => Ok(Some(k)),
-        None => {
-            tracing::warn!(
-                user_id,
-                "the user's upstream API key cannot be opened with the configured keys"
-            );
-            Ok(None)
-        }
+        // Not the service key in its place: it may carry other rights.
+        None => Err(Error::internal(
+            "a user's upstream API key cannot be opened with the configured keys",
+        )),
     }
 }

@@ -87,7 +87,8 @@ impl Permit<'_> {
         let mut s = b.state();
         s.failures = s.failures.saturating_add(1);
         if self.probe || s.failures >= b.threshold {
-            s.open_until = Some(Instant::now() + b.pause);
+            let now = Instant::now();
+            s.open_until = Some(now.checked_add(b.pause).unwrap_or(now));
             s.probing = false;
         }
     }

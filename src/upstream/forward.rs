@@ -81,8 +81,10 @@ impl Answer {
 pub enum Failure {
     /// Connection refused, reset, DNS, TLS.
     Unreachable,
-    /// Not an HTTP answer, a redirect, or a broken body.
+    /// Not an HTTP answer, or a broken body.
     Invalid,
+    /// A redirect (other than 304), which is never followed.
+    Redirect,
     TooLarge(usize),
     Timeout(Duration),
     /// Too many requests already waiting for the upstream.
@@ -94,9 +96,19 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Whether it says the upstream is unwell (and counts toward opening the circuit).
+    /// A redirect or a large answer is what one request asked for: a client could
+    /// otherwise open the circuit for everyone.
+    fn counts(&self) -> bool {
+        matches!(
+            self,
+            Failure::Unreachable | Failure::Invalid | Failure::Timeout(_)
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
-            Failure::Unreachable | Failure::Invalid | Failure::TooLarge(_) => {
+            Failure::Unreachable | Failure::Invalid | Failure::Redirect | Failure::TooLarge(_) => {
                 StatusCode::BAD_GATEWAY
             }
             Failure::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -109,7 +121,9 @@ impl Failure {
     pub fn message(&self) -> String {
         match self {
             Failure::Unreachable => "The upstream server could not be reached.".into(),
-            Failure::Invalid => "The upstream server sent an answer that is not valid.".into(),
+            Failure::Invalid | Failure::Redirect => {
+                "The upstream server sent an answer that is not valid.".into()
+            }
             Failure::TooLarge(n) => {
                 format!("The upstream server's answer is larger than the {n} bytes allowed.")
             }
@@ -133,6 +147,7 @@ impl Failure {
         match self {
             Failure::Unreachable => "unreachable",
             Failure::Invalid => "invalid_answer",
+            Failure::Redirect => "redirect",
             Failure::TooLarge(_) => "answer_too_large",
             Failure::Timeout(_) => "timeout",
             Failure::Busy => "busy",
@@ -230,7 +245,11 @@ impl Forwarder {
                 );
             }
             Err(f) => {
-                permit.failed();
+                if f.counts() {
+                    permit.failed();
+                } else {
+                    permit.succeeded();
+                }
                 tracing::warn!(
                     failure = f.kind(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -282,8 +301,11 @@ impl Forwarder {
             .header("x-forwarded-host", host.as_slice());
         let mut resp = out.body(body).send().await.map_err(|e| self.classify(&e))?;
         let status = StatusCode::from_u16(resp.status().as_u16()).map_err(|_| Failure::Invalid)?;
-        if status.is_redirection() || status.is_informational() {
+        if status.is_informational() {
             return Err(Failure::Invalid);
+        }
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            return Err(Failure::Redirect);
         }
         if resp
             .content_length()
@@ -315,10 +337,11 @@ impl Forwarder {
     }
 
     fn classify(&self, e: &reqwest::Error) -> Failure {
-        if e.is_timeout() {
-            Failure::Timeout(self.timeout)
-        } else if e.is_connect() {
+        if e.is_connect() {
+            // A connect timeout too: nothing answered at all.
             Failure::Unreachable
+        } else if e.is_timeout() {
+            Failure::Timeout(self.timeout)
         } else {
             Failure::Invalid
         }
@@ -344,7 +367,11 @@ fn parse_base(text: &str) -> Result<Url, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("'{text}' has no host"));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(format!(
             "'{text}' must not carry a query, a fragment or credentials"
         ));
@@ -353,24 +380,32 @@ fn parse_base(text: &str) -> Result<Url, String> {
 }
 
 fn target(base: &Url, suffix: &str, query: &str) -> Result<Url, Failure> {
-    // The suffix is what followed the dialect's own path in the client's request: a
-    // segment that climbs out, or anything that is not a plain path, is refused.
+    // The suffix is what followed the dialect's own path in the client's request:
+    // `_JSON` or `/…` (or nothing). A segment that climbs out (`..`, `..;`, encoded
+    // dots, slashes or backslashes), path parameters, or anything that is not a plain
+    // path, is refused.
     let lower = suffix.to_ascii_lowercase();
-    // Encoded dots and slashes too: a server that decodes them would climb out.
-    if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+    let plain = suffix.is_empty() || suffix.starts_with('/') || lower.starts_with("_json");
+    if !plain
+        || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+        || suffix.contains(['?', '#', ';', '\\'])
         || suffix
             .split('/')
-            .any(|seg| seg == ".." || seg == "." || seg.contains('\\'))
-        || suffix.contains(['?', '#'])
-        || (!suffix.is_empty() && !suffix.starts_with('/') && !suffix.starts_with('_'))
+            .any(|seg| seg == "." || seg.starts_with(".."))
     {
         return Err(Failure::BadPath);
     }
     let mut url = base.clone();
-    let path = format!("{}{suffix}", base.path().trim_end_matches('/'));
+    let base_path = base.path().trim_end_matches('/');
+    let path = format!("{base_path}{suffix}");
     url.set_path(if path.is_empty() { "/" } else { &path });
     url.set_query((!query.is_empty()).then_some(query));
-    if url.origin() != base.origin() || !url.path().starts_with(base.path().trim_end_matches('/')) {
+    let p = url.path();
+    let under = p == base_path
+        || p.strip_prefix(base_path).is_some_and(|rest| {
+            rest.starts_with('/') || rest.to_ascii_lowercase().starts_with("_json")
+        });
+    if url.origin() != base.origin() || !(under || base_path.is_empty()) {
         return Err(Failure::BadPath);
     }
     Ok(url)
@@ -396,6 +431,18 @@ mod tests {
             target(&tf, "/SomeOperation", "").unwrap().as_str(),
             "http://10.0.0.5:8080/api/TwoFactor/SomeOperation"
         );
+        for climbing in [
+            "/..;/..;/actuator/env",
+            "_Internal/Op",
+            "/a;jsessionid=1",
+            "/%2e%2e/x",
+        ] {
+            assert_eq!(
+                target(&tf, climbing, ""),
+                Err(Failure::BadPath),
+                "{climbing}"
+            );
+        }
         for evil in [
             "/../../admin",
             "/./x",
@@ -403,6 +450,9 @@ mod tests {
             "//evil.example/x",
             "/x?u=http://evil",
             "\\\\evil",
+            "/..;/..;/actuator/env",
+            "_Internal/Op",
+            "/a;jsessionid=1",
         ] {
             match target(&tf, evil, "") {
                 Err(Failure::BadPath) => {}
@@ -417,6 +467,7 @@ mod tests {
         assert!(parse_base("ftp://x/y").is_err());
         assert!(parse_base("http://user:pw@x/y").is_err());
         assert!(parse_base("http://x/y?z=1").is_err());
+        assert!(parse_base("https://:secret@x/y").is_err());
         assert!(parse_base("not a url").is_err());
         assert!(parse_base("https://x:8443/a").is_ok());
     }

@@ -17,7 +17,7 @@ impl Routes {
         Routes {
             table: table
                 .into_iter()
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), *v))
+                .map(|(k, v)| (k.trim().trim_matches('/').to_ascii_lowercase(), *v))
                 .collect(),
         }
     }
@@ -45,6 +45,17 @@ impl Routes {
     }
 }
 
+/// The name a path suffix stands for, as the upstream will read it: percent-decoded,
+/// empty segments dropped (`/user//g%65t/` is `user/get`).
+pub fn name_of(suffix: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(suffix).decode_utf8_lossy();
+    decoded
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +64,17 @@ mod tests {
     fn routes(pairs: &[(&str, RouteTo)]) -> Routes {
         let m: BTreeMap<String, RouteTo> = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         Routes::new(&m)
+    }
+
+    #[test]
+    fn names_are_read_as_the_upstream_reads_them() {
+        assert_eq!(name_of("/user//g%65t/"), "user/get");
+        assert_eq!(name_of("/Delete%55ser"), "DeleteUser");
+        let r = routes(&[("/user/get/", RouteTo::Refuse)]);
+        assert_eq!(
+            r.decide(&[&name_of("/User/Get")], false, true),
+            RouteTo::Refuse
+        );
     }
 
     #[test]

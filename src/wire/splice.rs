@@ -3,12 +3,79 @@
 //! and only its own text is replaced. Used to rewrite a request before it is
 //! forwarded, so the upstream receives what the client wrote, but for that object.
 
-use std::collections::HashMap;
-
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+/// An object's members in the order written, duplicates kept, each value as its raw
+/// text (a slice of the input, so its offset is known).
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// How many members of the top-level JSON object are named `name` (without case);
+/// None when the body is not a JSON object (a double-encoded one is looked into).
+pub fn json_member_count(body: &[u8], name: &str) -> Option<usize> {
+    let text = std::str::from_utf8(body).ok()?;
+    let text = text.trim_start_matches('\u{feff}').trim();
+    let inner: String;
+    let text = if text.starts_with('"') {
+        inner = serde_json::from_str(text).ok()?;
+        inner.as_str()
+    } else {
+        text
+    };
+    let members: Members = serde_json::from_str(text).ok()?;
+    Some(
+        members
+            .0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count(),
+    )
+}
+
+/// How many elements anywhere in an XML body have the local name `name` (without
+/// case); None when it is not well-formed.
+pub fn xml_element_count(body: &[u8], name: &str) -> Option<usize> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut reader = Reader::from_str(text);
+    let mut n = 0;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                let qname = String::from_utf8(e.name().as_ref().to_vec()).ok()?;
+                if local(&qname).eq_ignore_ascii_case(name) {
+                    n += 1;
+                }
+            }
+            Event::Eof => return Some(n),
+            _ => {}
+        }
+    }
+}
 
 /// The body with the JSON object at `path` replaced by what `edit` makes of it; None
 /// when the body is not JSON or has no object there. A body that is itself a JSON
@@ -19,13 +86,19 @@ pub fn json_object(
     edit: impl FnOnce(&mut Map<String, Value>),
 ) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(body).ok()?;
-    let trimmed = text.trim_start_matches('\u{feff}').trim();
-    if trimmed.starts_with('"') {
+    // A byte order mark stays where it was.
+    let (bom, text) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => ("\u{feff}", rest),
+        None => ("", text),
+    };
+    let trimmed = text.trim();
+    let changed = if trimmed.starts_with('"') {
         let inner: String = serde_json::from_str(trimmed).ok()?;
-        let changed = json_in_text(&inner, path, edit)?;
-        return serde_json::to_vec(&changed).ok();
-    }
-    json_in_text(text, path, edit).map(String::into_bytes)
+        serde_json::to_string(&json_in_text(&inner, path, edit)?).ok()?
+    } else {
+        json_in_text(text, path, edit)?
+    };
+    Some(format!("{bom}{changed}").into_bytes())
 }
 
 fn json_in_text(
@@ -34,13 +107,20 @@ fn json_in_text(
     edit: impl FnOnce(&mut Map<String, Value>),
 ) -> Option<String> {
     // Walk down by raw slices of the text, so their offsets are known.
+    // Each step must name exactly one member: with two, which one the reader of the
+    // body takes is its own choice.
     let mut raw: &str = text;
     for name in path {
-        let members: HashMap<String, &RawValue> = serde_json::from_str(raw).ok()?;
-        raw = members
+        let members: Members = serde_json::from_str(raw).ok()?;
+        let mut found = members
+            .0
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.get())?;
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name));
+        let (_, value) = found.next()?;
+        if found.next().is_some() {
+            return None;
+        }
+        raw = value.get();
     }
     let mut object: Map<String, Value> = serde_json::from_str(raw).ok()?;
     edit(&mut object);
@@ -102,6 +182,10 @@ pub fn xml_children(
                     continue;
                 }
                 stack.push(local);
+                if ends_with(&stack, path) && (target_depth.is_some() || insert.is_some()) {
+                    // A second element at the path: which one counts is the reader's choice.
+                    return None;
+                }
                 if target_depth.is_none() && insert.is_none() && ends_with(&stack, path) {
                     target_depth = Some(stack.len());
                     let prefix = match qname.rfind(':') {
@@ -114,6 +198,11 @@ pub fn xml_children(
             Event::Empty(e) => {
                 let qname = String::from_utf8(e.name().as_ref().to_vec()).ok()?;
                 let local = local(&qname);
+                let mut at = stack.clone();
+                at.push(local.to_ascii_lowercase());
+                if insert.is_some() && ends_with(&at, path) {
+                    return None;
+                }
                 if target_depth == Some(stack.len())
                     && remove.iter().any(|r| r.eq_ignore_ascii_case(local))
                 {
@@ -133,19 +222,32 @@ pub fn xml_children(
             _ => {}
         }
     }
-    let (at, prefix) = insert.filter(|(at, _)| *at > 0)?;
+    let (end, prefix) = insert.filter(|(at, _)| *at > 0)?;
+    // The new children take the place of the first one removed (members of a WCF
+    // DataContract are read in order), else go before the end tag.
+    let at = cuts.first().map_or(end, |(start, _)| *start);
     let mut out = String::with_capacity(text.len() + 128);
-    let mut pos = 0;
-    for (start, end) in cuts {
-        out.push_str(&text[pos..start]);
-        pos = end;
-    }
-    out.push_str(&text[pos..at]);
+    let mut added = String::new();
     for (name, value) in add {
         let value = quick_xml::escape::escape(value.as_str());
-        out.push_str(&format!("<{prefix}{name}>{value}</{prefix}{name}>"));
+        added.push_str(&format!("<{prefix}{name}>{value}</{prefix}{name}>"));
     }
-    out.push_str(&text[at..]);
+    let mut pos = 0;
+    let mut placed = false;
+    for (start, stop) in cuts {
+        out.push_str(&text[pos..start]);
+        if !placed {
+            out.push_str(&added);
+            placed = true;
+        }
+        pos = stop;
+    }
+    if !placed {
+        out.push_str(&text[pos..at]);
+        out.push_str(&added);
+        pos = at;
+    }
+    out.push_str(&text[pos..]);
     Some(out.into_bytes())
 }
 
@@ -228,9 +330,40 @@ mod tests {
 <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><a:CommonWS_JsonObjCall xmlns:a="urn:x">
  <a:ServiceName>IM_X</a:ServiceName>
  <a:objCommonParameters><a:_ProxyDetails>
-  <a:OrgID>1</a:OrgID>
- <a:AuthType>APIKEY</a:AuthType><a:APIKey>K&amp;&lt;</a:APIKey></a:_ProxyDetails><a:Other>&amp;keep</a:Other></a:objCommonParameters>
+  <a:AuthType>APIKEY</a:AuthType><a:APIKey>K&amp;&lt;</a:APIKey><a:OrgID>1</a:OrgID>
+ </a:_ProxyDetails><a:Other>&amp;keep</a:Other></a:objCommonParameters>
 </a:CommonWS_JsonObjCall></s:Body></s:Envelope>"#
+        );
+    }
+
+    #[test]
+    fn a_path_that_names_two_objects_is_not_rewritten() {
+        let json = br#"{"o":{"_ProxyDetails":{"TokenID":"A"},"_proxydetails":{"TokenID":"A"}}}"#;
+        assert!(json_object(json, &["o", "_ProxyDetails"], edit).is_none());
+        let dup = br#"{"o":{"p":{"TokenID":"A"},"p":{"TokenID":"B"}}}"#;
+        assert!(json_object(dup, &["o", "p"], edit).is_none());
+        let xml = b"<r><o><p><T>A</T></p><p><T>A</T></p></o></r>";
+        assert!(xml_children(xml, &["o", "p"], &["T"], &[]).is_none());
+        assert_eq!(
+            json_member_count(br#"{"ServiceName":"a","servicename":"b"}"#, "ServiceName"),
+            Some(2)
+        );
+        assert_eq!(
+            xml_element_count(
+                b"<a><ServiceName/><b><x:servicename>y</x:servicename></b></a>",
+                "ServiceName"
+            ),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_kept() {
+        let body = "\u{feff}{\"o\":{\"p\":{\"TokenID\":\"A\"}}}";
+        let out = json_object(body.as_bytes(), &["o", "p"], edit).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\u{feff}{\"o\":{\"p\":{\"AuthType\":\"APIKEY\",\"APIKey\":\"K\"}}}"
         );
     }
 

@@ -43,6 +43,15 @@ fn check_one(section: &str, up: &Upstream, problems: &mut Vec<String>) {
             "upstream.{section}: breaker_failures and breaker_pause_ms must be positive"
         ));
     }
+    const DAY_MS: u64 = 86_400_000;
+    if [up.connect_timeout_ms, up.timeout_ms, up.breaker_pause_ms]
+        .iter()
+        .any(|ms| *ms > DAY_MS)
+    {
+        problems.push(format!(
+            "upstream.{section}: connect_timeout_ms, timeout_ms and breaker_pause_ms must be at most a day (86400000)"
+        ));
+    }
     if up.url.is_some() && up.base_url.is_some() {
         problems.push(format!(
             "upstream.{section}: give url or base_url, not both"

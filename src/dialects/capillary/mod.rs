@@ -89,7 +89,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
     if let Some(upstreams) = req.app_data::<Data<Upstreams>>() {
         let side = &upstreams.capillary;
         let suffix = crate::upstream::after(req.path(), AREA);
-        let name = suffix.trim_matches('/');
+        let name = &crate::upstream::routes::name_of(suffix);
         match side.decide(&[name], operation(req.path()).is_some()) {
             RouteTo::Local => {}
             RouteTo::Refuse => {

@@ -72,26 +72,35 @@ async fn exchange(
     params: &Value,
     format: Format,
 ) -> Result<Option<Vec<u8>>, Error> {
-    let Some(proxy) = Fields::new("objCommonParameters", params)
-        .ok()
-        .and_then(|p| p.object("_ProxyDetails").ok().flatten())
-    else {
+    let cannot = || {
+        Error::invalid("The session in _ProxyDetails cannot be exchanged for the upstream server.")
+    };
+    let Ok(p) = Fields::new("objCommonParameters", params) else {
         return Ok(None);
     };
-    let text = |name: &str| {
-        proxy
-            .text(name)
-            .ok()
-            .flatten()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+    let proxy = match p.object("_ProxyDetails") {
+        Ok(Some(proxy)) => proxy,
+        Ok(None) => return Ok(None),
+        // Present but unreadable: it may hold a session, which must not go upstream.
+        Err(_) => return Err(cannot()),
     };
-    let auth_type = text("AuthType").unwrap_or_default();
-    if auth_type.eq_ignore_ascii_case("APIKEY") && text("APIKey").is_some() {
-        // The caller brings its own credentials.
+    let text = |name: &str| -> Result<Option<String>, Error> {
+        Ok(proxy
+            .text(name)
+            .map_err(|_| cannot())?
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    };
+    let auth_type = text("AuthType")?.unwrap_or_default();
+    // A caller with its own credentials (an API key, or a password: a login routed to
+    // the legacy server) is forwarded as it came; a TokenID beside them is not what
+    // authenticates it. A session sent with a leftover AuthType is exchanged.
+    if (auth_type.eq_ignore_ascii_case("APIKEY") && text("APIKey")?.is_some())
+        || (auth_type.eq_ignore_ascii_case("FORM") && text("Password")?.is_some())
+    {
         return Ok(None);
     }
-    let Some(token) = text("TokenID") else {
+    let Some(token) = text("TokenID")? else {
         return Ok(None);
     };
     if !crate::core::sessions::is_own_token(&token) {
@@ -134,13 +143,35 @@ async fn exchange(
             ],
         ),
     };
-    // Never forward otpgate's token: a body it cannot be taken out of is refused.
+    // Never forward otpgate's token: a body it cannot be taken out of, written out or
+    // escaped, is refused.
     match rewritten {
-        Some(b) if !contains(&b, token.as_bytes()) => Ok(Some(b)),
-        _ => Err(Error::invalid(
-            "The session in _ProxyDetails cannot be exchanged for the upstream server.",
-        )),
+        Some(b) if !contains(&b, token.as_bytes()) && !decoded_contains(&b, format, &token) => {
+            Ok(Some(b))
+        }
+        _ => Err(cannot()),
     }
+}
+
+/// Whether any value of the body, as its readers decode it, is the token.
+fn decoded_contains(body: &[u8], format: Format, token: &str) -> bool {
+    fn walk(v: &Value, token: &str) -> bool {
+        match v {
+            Value::String(s) => s.trim().eq_ignore_ascii_case(token),
+            Value::Array(a) => a.iter().any(|x| walk(x, token)),
+            Value::Object(m) => m.values().any(|x| walk(x, token)),
+            _ => false,
+        }
+    }
+    let tree = match format {
+        Format::Json => crate::wire::parse_json(body).ok().map(|v| match v {
+            Value::String(inner) => serde_json::from_str(&inner).unwrap_or(Value::String(inner)),
+            other => other,
+        }),
+        Format::Xml => crate::wire::xml::decode(body, 128).ok().map(|d| d.value),
+    };
+    // What cannot be read back is not sent.
+    tree.is_none_or(|t| walk(&t, token))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

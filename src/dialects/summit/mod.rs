@@ -30,6 +30,7 @@ use crate::state::AppState;
 use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
+use crate::wire::splice;
 use crate::wire::{Format, read_body};
 
 /// The envelope endpoint, in its two spellings.
@@ -130,6 +131,16 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             RouteTo::Upstream => {
                 let started = std::time::Instant::now();
                 let format = Format::of_request(&req, &body);
+                // Routed by one ServiceName, the body must not name another that the
+                // legacy server might read instead (a refused one, say).
+                let names = match format {
+                    Format::Json => splice::json_member_count(&body, "ServiceName"),
+                    Format::Xml => splice::xml_element_count(&body, "ServiceName"),
+                };
+                if names.is_some_and(|n| n > 1) {
+                    let msg = "The request names more than one ServiceName.";
+                    return fault(StatusCode::BAD_REQUEST, msg, out);
+                }
                 let resp = forward::forward(&req, &state, side, body, &params, format, out).await;
                 tracing::info!(
                     service = %service_name,

@@ -143,7 +143,9 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
     if let Some(upstreams) = req.app_data::<Data<Upstreams>>() {
         let side = &upstreams.twofactor;
         let suffix = crate::upstream::after(req.path(), "/api/TwoFactor");
-        let name = suffix.trim_matches('/');
+        // The operation is the first segment (`{action}/{id}` routes take more).
+        let decoded = crate::upstream::routes::name_of(suffix);
+        let name = decoded.split('/').next().unwrap_or_default();
         match side.decide(&[name], operation(req.path()).is_some()) {
             RouteTo::Local => {}
             RouteTo::Refuse => {

@@ -227,3 +227,89 @@ async fn no_header_path_or_body_chooses_another_target() {
         assert!(!r.path.contains("steal"), "{}", r.path);
     }
 }
+
+#[tokio::test]
+async fn answers_a_client_asked_for_do_not_open_the_circuit() {
+    let legacy = LegacyServer::start().await;
+    let app = fronting(Backend::Sqlite, &legacy, |s| {
+        s.upstream.summit.breaker_failures = 2;
+        s.upstream.summit.max_answer_bytes = 2048;
+    })
+    .await;
+    legacy.set(Behaviour::Redirect("http://elsewhere.example/".into()));
+    for _ in 0..3 {
+        assert_eq!(
+            app.post(ENDPOINT, Some("application/json"), incident(""))
+                .await
+                .status,
+            502
+        );
+    }
+    legacy.set(Behaviour::Fixed(200, "application/json", vec![b' '; 4096]));
+    for _ in 0..3 {
+        assert_eq!(
+            app.post(ENDPOINT, Some("application/json"), incident(""))
+                .await
+                .status,
+            502
+        );
+    }
+    legacy.set(Behaviour::Envelope);
+    let a = app
+        .post(ENDPOINT, Some("application/json"), incident(""))
+        .await;
+    assert_eq!(a.text, LegacyServer::ANSWER, "the circuit stayed closed");
+}
+
+#[tokio::test]
+async fn a_body_naming_two_service_names_is_not_forwarded() {
+    let legacy = LegacyServer::start().await;
+    let app = fronting(Backend::Sqlite, &legacy, |s| {
+        s.upstream
+            .summit
+            .routes
+            .insert("IM_DeleteAll".into(), otpgate::config::RouteTo::Refuse);
+    })
+    .await;
+    let json =
+        r#"{"ServiceName":"IM_GetIncident","servicename":"IM_DeleteAll","objCommonParameters":{}}"#;
+    let a = app.post(ENDPOINT, Some("application/json"), json).await;
+    assert_eq!(
+        (a.status, a.errors()),
+        (
+            400,
+            "The request names more than one ServiceName.".to_string()
+        )
+    );
+    let soap = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><CommonWS_JsonObjCall><ServiceName>IM_GetIncident</ServiceName><request><ServiceName>IM_DeleteAll</ServiceName><objCommonParameters/></request></CommonWS_JsonObjCall></s:Body></s:Envelope>"#;
+    let a = app.post(ENDPOINT, Some("text/xml"), soap).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(legacy.received().is_empty());
+    // Refused routes on the other dialects hold however the path is spelled.
+    let app = fronting(Backend::Sqlite, &legacy, |s| {
+        s.upstream
+            .twofactor
+            .routes
+            .insert("DeleteUser".into(), otpgate::config::RouteTo::Refuse);
+        s.upstream
+            .capillary
+            .routes
+            .insert("/user/get/".into(), otpgate::config::RouteTo::Refuse);
+    })
+    .await;
+    for path in [
+        "/api/TwoFactor/Delete%55ser",
+        "/api/TwoFactor/DeleteUser/1",
+        "/auth/v1/user/g%65t",
+        "/auth/v1/user//get",
+        "/auth/v1/USER/GET",
+    ] {
+        let a = app.post(path, Some("application/json"), "{}").await;
+        assert_eq!(a.status, 403, "{path}: {}", a.text);
+    }
+    let a = app
+        .post("/auth/v1/..;/..;/admin", Some("application/json"), "{}")
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    assert!(legacy.received().is_empty());
+}

@@ -146,11 +146,11 @@ async fn xml_and_soap_sessions_are_exchanged_in_place(b: Backend) {
     assert_eq!(got.len(), 2);
     assert_eq!(
         got[0].text(),
-        "<Request><ServiceName>IM_GetIncident</ServiceName><objCommonParameters><_ProxyDetails><OrgID>1</OrgID><AuthType>APIKEY</AuthType><APIKey>svc&amp;key</APIKey><LoginUID>1xxxx4</LoginUID><UserName>Vishnu Kumar</UserName></_ProxyDetails><Ticket>42</Ticket></objCommonParameters></Request>"
+        "<Request><ServiceName>IM_GetIncident</ServiceName><objCommonParameters><_ProxyDetails><AuthType>APIKEY</AuthType><APIKey>svc&amp;key</APIKey><LoginUID>1xxxx4</LoginUID><UserName>Vishnu Kumar</UserName><OrgID>1</OrgID></_ProxyDetails><Ticket>42</Ticket></objCommonParameters></Request>"
     );
     assert_eq!(
         got[1].text(),
-        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><a:CommonWS_JsonObjCall xmlns:a="http://tempuri.org/"><a:ServiceName>IM_GetIncident</a:ServiceName><a:objCommonParameters><a:_ProxyDetails><a:ReturnType>XML</a:ReturnType><a:AuthType>APIKEY</a:AuthType><a:APIKey>svc&amp;key</a:APIKey><a:LoginUID>1xxxx4</a:LoginUID><a:UserName>Vishnu Kumar</a:UserName></a:_ProxyDetails></a:objCommonParameters></a:CommonWS_JsonObjCall></s:Body></s:Envelope>"#
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><a:CommonWS_JsonObjCall xmlns:a="http://tempuri.org/"><a:ServiceName>IM_GetIncident</a:ServiceName><a:objCommonParameters><a:_ProxyDetails><a:AuthType>APIKEY</a:AuthType><a:APIKey>svc&amp;key</a:APIKey><a:LoginUID>1xxxx4</a:LoginUID><a:UserName>Vishnu Kumar</a:UserName><a:ReturnType>XML</a:ReturnType></a:_ProxyDetails></a:objCommonParameters></a:CommonWS_JsonObjCall></s:Body></s:Envelope>"#
     );
 }
 
@@ -227,7 +227,54 @@ async fn without_any_upstream_key_the_session_is_not_forwarded(b: Backend) {
     let _: Value = a.json();
 }
 
+/// A password login routed to the legacy server goes as it came, even with an old
+/// TokenID beside it; a session that cannot be taken out of the body is refused.
+async fn password_logins_pass_and_ambiguous_sessions_stop(b: Backend) {
+    let legacy = LegacyServer::start().await;
+    let app = fronting(b, &legacy, |s| {
+        s.upstream.summit.service_api_key = Some("k".into());
+        s.upstream
+            .summit
+            .routes
+            .insert("LoginApp:FORM".into(), otpgate::config::RouteTo::Upstream);
+    })
+    .await;
+    let forged = "AB".repeat(32);
+    let form = format!(
+        r#"{{"ServiceName":"LoginApp","objCommonParameters":{{"_ProxyDetails":{{"AuthType":"FORM","UserName":"b","Password":"pw","TokenID":"{forged}"}}}}}}"#
+    );
+    let a = app
+        .post(ENDPOINT, Some("application/json"), form.clone())
+        .await;
+    assert_eq!(a.text, LegacyServer::ANSWER);
+    assert_eq!(legacy.only().text(), form);
+
+    // Password logins go upstream here: the session comes from an OTP login.
+    let txn = app.vishnu_login_otp().await;
+    let code = app.code(&txn, "email").await;
+    let user = app.login_app(&txn, &code, "d").await.json();
+    let token = user["User"]["UserDetails"][0]["UserLicenseDetails"]["SessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let twice = format!(
+        r#"{{"ServiceName":"IM_X","objCommonParameters":{{"_ProxyDetails":{{"TokenID":"{token}"}},"_proxydetails":{{"TokenID":"{token}"}}}}}}"#
+    );
+    let xml_twice = format!(
+        "<R><ServiceName>IM_X</ServiceName><objCommonParameters><_ProxyDetails><TokenID>{token}</TokenID><TokenID>{token}</TokenID></_ProxyDetails></objCommonParameters></R>"
+    );
+    let a = app.post(ENDPOINT, Some("application/json"), twice).await;
+    assert_eq!(
+        a.errors(),
+        "The session in _ProxyDetails cannot be exchanged for the upstream server."
+    );
+    let a = app.post(ENDPOINT, Some("application/xml"), xml_twice).await;
+    assert!(a.text.contains("cannot be exchanged"), "{}", a.text);
+    assert_eq!(legacy.received().len(), 1, "neither went upstream");
+}
+
 both!(
+    password_logins_pass_and_ambiguous_sessions_stop,
     a_session_is_exchanged_for_the_service_key,
     a_users_own_upstream_key_comes_first,
     xml_and_soap_sessions_are_exchanged_in_place,
