@@ -204,6 +204,25 @@ fn last_field(before: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
+/// Fields whose values are short random codes of letters and digits: one value may
+/// look like hex or digits, and the next not.
+const CODE_FIELDS: &[&str] = &["ReferenceCode"];
+
+/// The shape of a volatile field's value: its field's, when the field's values vary in
+/// shape, else the value's own.
+fn shape_for(field: &str, value: &str) -> &'static str {
+    let base64 = Regex::new(&format!(
+        "\\A(?:{})\\z",
+        shape_pattern("base64").unwrap_or("")
+    ));
+    if CODE_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(field))
+        && base64.is_ok_and(|re| re.is_match(value))
+    {
+        return "base64";
+    }
+    shape_of(value)
+}
+
 /// The most specific shape a volatile value has.
 pub fn shape_of(value: &str) -> &'static str {
     for shape in [
@@ -267,8 +286,8 @@ pub fn record(actual: &str, volatile: &[String], previous: Option<&Template>) ->
                 .position(|(f, _)| f == field)
                 .map(|i| names.remove(i).1);
             let hole = match name {
-                Some(n) => format!("{{{{{n}:{}}}}}", shape_of(value)),
-                None => format!("{{{{{}}}}}", shape_of(value)),
+                Some(n) => format!("{{{{{n}:{}}}}}", shape_for(field, value)),
+                None => format!("{{{{{}}}}}", shape_for(field, value)),
             };
             if c.get(1).is_some() {
                 let sep = &c[2];
@@ -295,6 +314,20 @@ fn escape_braces(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reference code that happens to be all hex digits (or all digits) is still
+    /// recorded as a code: the next one may have other letters.
+    #[test]
+    fn reference_codes_are_recorded_as_codes_whatever_they_look_like() {
+        for code in ["ABC123", "123456", "CT78BC"] {
+            let body = format!(r#"{{"ReferenceCode":"{code}","TokenID":"ABCDEF0123"}}"#);
+            let t = record(&body, &["ReferenceCode".into(), "TokenID".into()], None);
+            assert_eq!(
+                t, r#"{"ReferenceCode":"{{base64}}","TokenID":"{{hex}}"}"#,
+                "{code}"
+            );
+        }
+    }
 
     #[test]
     fn holes_match_by_shape_and_capture_by_name() {
