@@ -313,3 +313,27 @@ async fn a_body_naming_two_service_names_is_not_forwarded() {
     assert_eq!(a.status, 404, "{}", a.text);
     assert!(legacy.received().is_empty());
 }
+
+/// An https upstream under a private CA: trusted with `ca_file`, unreachable without.
+#[tokio::test]
+async fn a_private_ca_file_makes_an_https_upstream_trusted() {
+    let legacy = LegacyServer::start().await;
+    let https = crate::support::legacy::https_front(&legacy).await;
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/ca.pem");
+    let url = format!("{https}{LEGACY_PATH}");
+    let trusted = in_front_of(url.clone(), |s| s.upstream.summit.ca_file = Some(ca.into())).await;
+    let a = trusted
+        .post(ENDPOINT, Some("application/json"), incident(""))
+        .await;
+    assert_eq!(a.text, LegacyServer::ANSWER);
+    assert_eq!(legacy.only().path, LEGACY_PATH);
+    let untrusted = in_front_of(url, |_| {}).await;
+    let a = untrusted
+        .post(ENDPOINT, Some("application/json"), incident(""))
+        .await;
+    assert_eq!(
+        (a.status, a.errors()),
+        (502, "The upstream server could not be reached.".to_string())
+    );
+    assert_eq!(legacy.received().len(), 1);
+}

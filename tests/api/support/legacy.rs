@@ -180,3 +180,27 @@ pub async fn garbage_url(path: &str) -> String {
     });
     format!("http://127.0.0.1:{port}{path}")
 }
+
+/// An https front for `server` on loopback, with the test CA's `localhost` certificate
+/// (fixtures/tls): it terminates TLS and passes the bytes on. Returns its base URL,
+/// `https://localhost:PORT`.
+pub async fn https_front(server: &LegacyServer) -> String {
+    let plain = server.base.trim_start_matches("http://").to_string();
+    let acceptor = super::smtp::tls_acceptor();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let (acceptor, plain) = (acceptor.clone(), plain.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut back) = tokio::net::TcpStream::connect(&plain).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+                }
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}

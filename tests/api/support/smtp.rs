@@ -47,7 +47,7 @@ pub enum Security {
     Tls,
 }
 
-fn tls_acceptor() -> tokio_native_tls::TlsAcceptor {
+pub fn tls_acceptor() -> tokio_native_tls::TlsAcceptor {
     let cert = fixture("tls/localhost.pem");
     let key = fixture("tls/localhost.key");
     let identity =
