@@ -4,10 +4,11 @@
 
 use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, Policy, VerifyRequest};
+use crate::core::sessions;
 use crate::core::users::User;
-use crate::core::{login, sessions};
 use crate::db::users;
 use crate::error::{Error, Result};
+use crate::services::caller::{self, Caller};
 use crate::state::AppState;
 
 pub enum Input {
@@ -69,13 +70,8 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             password,
             device_id,
         } => {
-            let s = &state.settings;
-            if !s.summit.password_auth {
-                return Err(Error::PasswordAuthDisabled);
-            }
-            let user =
-                login::password_login(&state.db, &state.passwords, &s.login, &login, &password)
-                    .await?;
+            let (user, _) =
+                caller::authenticate(state, Caller::Password { login, password }).await?;
             let id = user.id;
             let token = state
                 .db
