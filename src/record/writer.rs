@@ -1,5 +1,5 @@
 //! The writer task: takes exchanges off the queue, chains them (chain.rs), renders
-//! the scenarios that are complete (render.rs) and writes each to a file of its own,
+//! the scenarios that are complete (render/) and writes each to a file of its own,
 //! atomically, readable by its owner only. At shutdown it takes what is left in the
 //! queue and writes every open scenario.
 
