@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 mod delivery;
 mod load;
 mod record;
+mod security;
 mod upstream;
 mod validate;
 
@@ -19,6 +20,7 @@ pub use delivery::{
     LogProviderSettings, OrgDelivery, ProviderSettings, SmtpSettings, TemplateSet,
 };
 pub use record::RecordSettings;
+pub use security::{Buckets, Rate, SecuritySettings, ThrottleSettings};
 pub use upstream::{RouteTo, UnknownTokens, Upstream, UpstreamSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +55,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Recording exchanges as replay scenarios (docs/recording.md).
     pub record: RecordSettings,
+    /// Unknown-user answers, trusted proxies and the per-client throttle.
+    pub security: SecuritySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +196,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             log: LogSettings::default(),
             record: RecordSettings::default(),
+            security: SecuritySettings::default(),
         }
     }
 }
