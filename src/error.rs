@@ -81,6 +81,10 @@ pub enum Error {
     /// The message could not be handed to any provider (a synchronous send).
     #[error("The OTP could not be sent: {0}")]
     DeliveryFailed(String),
+    /// One client (an address, or an identifier) sent more requests than the throttle
+    /// allows; nothing was done.
+    #[error("Too many requests. Please try again in {retry_after_secs} seconds.")]
+    Throttled { retry_after_secs: i64 },
     #[error("The service is busy. Please try again.")]
     Unavailable,
     #[error("The request could not be processed. Please try again later.")]
@@ -138,6 +142,7 @@ impl Error {
             Error::IdentifierMismatch => "identifier_mismatch",
             Error::PayloadRejected => "payload_rejected",
             Error::DeliveryFailed(_) => "delivery_failed",
+            Error::Throttled { .. } => "throttled",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",
         }
@@ -146,6 +151,15 @@ impl Error {
     /// True for faults of the server rather than outcomes of the request.
     pub fn is_server_fault(&self) -> bool {
         matches!(self, Error::Internal(_) | Error::Unavailable)
+    }
+
+    /// How long the client should wait before asking again, for an error that says
+    /// so on the wire (`Retry-After`): the throttle's.
+    pub fn retry_after_secs(&self) -> Option<i64> {
+        match self {
+            Error::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 }
 
@@ -186,6 +200,9 @@ pub(crate) fn every_variant() -> Vec<Error> {
         Error::IdentifierMismatch,
         Error::PayloadRejected,
         Error::DeliveryFailed("no provider accepted the message.".into()),
+        Error::Throttled {
+            retry_after_secs: 12,
+        },
         Error::Unavailable,
         Error::internal("disk on fire"),
     ]

@@ -33,6 +33,8 @@ pub struct Gateway {
     /// The outbox dispatcher and housekeeping, with the switch that stops them.
     background: Option<(watch::Sender<bool>, Vec<JoinHandle<()>>)>,
     recording: Option<crate::record::Recording>,
+    /// Forgets the throttle's idle buckets while the server runs.
+    throttle_cleanup: JoinHandle<()>,
 }
 
 impl Gateway {
@@ -86,12 +88,18 @@ impl Gateway {
                 vec![tokio::spawn(d.run(rx)), tokio::spawn(housekeeping)],
             )
         });
+        let throttle_cleanup = tokio::spawn(
+            app.throttle
+                .clone()
+                .forget_idle_every(Duration::from_secs(60)),
+        );
         Ok(Gateway {
             port,
             server,
             handle,
             background,
             recording,
+            throttle_cleanup,
         })
     }
 
@@ -108,6 +116,7 @@ impl Gateway {
     /// first), then lets the dispatcher finish its batch.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.throttle_cleanup.abort();
         if let Some((tx, tasks)) = self.background {
             let _ = tx.send(true);
             let all = futures_util::future::join_all(tasks);

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::core::cipher::FieldCipher;
 use crate::core::keys::Keys;
+use crate::core::throttle::Throttle;
 use crate::core::users::Passwords;
 use crate::db::Db;
 use crate::delivery::Templates;
@@ -21,6 +22,10 @@ pub struct AppState {
     pub field_cipher: Option<Arc<FieldCipher>>,
     /// Wakes the outbox dispatcher when a message was queued.
     pub outbox_wake: Arc<Notify>,
+    /// The per-client token buckets, in this process.
+    pub throttle: Arc<Throttle>,
+    /// The proxies whose `X-Forwarded-For` is believed (`security.trusted_proxies`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -38,7 +43,10 @@ impl AppState {
         } else {
             None
         };
+        let trusted_proxies = settings.security.trusted_networks()?.into();
         Ok(AppState {
+            throttle: Arc::new(Throttle::new(&settings.security.throttle)),
+            trusted_proxies,
             templates: Arc::new(Templates::from_settings(&settings.delivery)),
             settings: Arc::new(settings),
             db,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Answer an unknown e-mail, login name or number with the legacy "no such user"
@@ -23,6 +23,9 @@ pub struct SecuritySettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleSettings {
     pub enabled: bool,
+    /// Clients never throttled (CIDRs, or single addresses): a back end that asks for
+    /// many people's codes, a host that replays recorded traffic.
+    pub exempt: Vec<String>,
     /// Requests that issue a code.
     pub generate: Buckets,
     /// Requests that check a code.
@@ -50,14 +53,31 @@ pub struct Rate {
     pub burst: u32,
 }
 
-impl Default for SecuritySettings {
-    fn default() -> Self {
-        SecuritySettings {
-            reveal_unknown_users: false,
-            trusted_proxies: Vec::new(),
-            throttle: ThrottleSettings::default(),
-        }
+impl SecuritySettings {
+    /// `trusted_proxies` as networks: CIDRs, or single addresses. The error names the
+    /// first entry that is neither.
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        networks("security.trusted_proxies", &self.trusted_proxies)
     }
+}
+
+impl ThrottleSettings {
+    /// `exempt` as networks, as [`SecuritySettings::trusted_networks`].
+    pub fn exempt_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        networks("security.throttle.exempt", &self.exempt)
+    }
+}
+
+fn networks(setting: &str, entries: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.trim();
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{setting}: '{e}' is neither an address nor a CIDR network"))
+        })
+        .collect()
 }
 
 impl Default for ThrottleSettings {
@@ -66,6 +86,7 @@ impl Default for ThrottleSettings {
         // serving many people from one address gets a second or two of steady traffic.
         ThrottleSettings {
             enabled: true,
+            exempt: Vec::new(),
             generate: Buckets {
                 per_address: Rate::new(120, 60),
                 per_identifier: Rate::new(10, 5),
@@ -104,5 +125,22 @@ impl Rate {
 
     pub fn is_off(&self) -> bool {
         self.per_minute == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let mut s = SecuritySettings {
+            trusted_proxies: vec!["10.0.0.0/8".into(), " ::1 ".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.trusted_networks().unwrap().len(), 2);
+        s.trusted_proxies = vec!["10.0.0.0/33".into()];
+        let err = s.trusted_networks().unwrap_err();
+        assert!(err.contains("'10.0.0.0/33'"), "{err}");
     }
 }

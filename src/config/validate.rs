@@ -95,6 +95,29 @@ impl Settings {
         delivery::check(&self.delivery, &mut problems);
         upstream::check(&self.upstream, &mut problems);
         record::check(&self.record, &mut problems);
+        if let Err(e) = self.security.trusted_networks() {
+            problems.push(e);
+        }
+        let t = &self.security.throttle;
+        if let Err(e) = t.exempt_networks() {
+            problems.push(e);
+        }
+        for (action, b) in [
+            ("generate", t.generate),
+            ("verify", t.verify),
+            ("login", t.login),
+        ] {
+            for (scope, rate) in [
+                ("per_address", b.per_address),
+                ("per_identifier", b.per_identifier),
+            ] {
+                if !rate.is_off() && rate.burst == 0 {
+                    problems.push(format!(
+                        "security.throttle.{action}.{scope}: burst must be at least 1 when per_minute is set (per_minute = 0 turns the bucket off)"
+                    ));
+                }
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
                 "log.format: '{}' is neither 'text' nor 'json'",

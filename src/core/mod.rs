@@ -13,6 +13,7 @@ pub mod login;
 pub mod mask;
 pub mod otp;
 pub mod sessions;
+pub mod throttle;
 pub mod upstream_keys;
 pub mod users;
 

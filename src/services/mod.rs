@@ -16,6 +16,7 @@ pub mod caller;
 pub mod create_otp_for_remind_password;
 pub mod create_two_factor_sms_otp;
 pub mod login_app;
+pub mod throttle;
 pub mod upstream_session;
 pub mod validate_two_factor_sms_oto_by_reference_id;
 pub mod validate_two_factor_sms_otp;

@@ -1,6 +1,7 @@
 //! What every dialect shares on the wire: body reading and limits, format sniffing,
 //! JSON parsing as legacy clients write it, the tolerant field reader, and the XML codec.
 
+pub mod client;
 pub mod fields;
 pub mod routes;
 pub mod splice;
@@ -74,14 +75,31 @@ impl Format {
 }
 
 /// The HTTP status every dialect answers an error with: business outcomes 200 (the
-/// failure is in the dialect's own shape), a busy server 503, an internal fault 500.
+/// failure is in the dialect's own shape), a throttled client 429, a busy server 503,
+/// an internal fault 500.
 pub fn fault_status(e: &crate::error::Error) -> actix_web::http::StatusCode {
     use actix_web::http::StatusCode;
     match e {
         crate::error::Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        crate::error::Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         e if e.is_server_fault() => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::OK,
     }
+}
+
+/// An answer to `e` with the `Retry-After` header when the error has a wait to tell
+/// (the throttle's 429).
+pub fn retry_after(
+    mut answer: actix_web::HttpResponse,
+    e: &crate::error::Error,
+) -> actix_web::HttpResponse {
+    use actix_web::http::header;
+    if let Some(secs) = e.retry_after_secs() {
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    answer
 }
 
 /// A 405 answer, with the `Allow: POST` header the dialects' routes all have.

@@ -351,6 +351,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string(),
+            retry_after: None,
             text: resp.text().await.unwrap(),
         }
     }

@@ -21,5 +21,6 @@ mod replay;
 mod schemas;
 mod seeds;
 mod storage;
+mod throttle;
 mod twofactor;
 mod wire;

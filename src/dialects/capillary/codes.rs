@@ -16,6 +16,7 @@
 //! | 1540 | Either mobile or email is required … | no destination on the brand's channels |
 //! | 1546 | Invalid identifierType passed. | |
 //! | 5004 | Response tampered | a payload hash that is wrong or stale |
+//! | 429 | Rate limit exceeded. | the client's throttle (HTTP 429, Retry-After) |
 
 use serde_json::{Map, Value, json};
 
@@ -61,6 +62,9 @@ pub const CODES: &[(i64, &str)] = &[
     ),
     (1546, "Invalid identifierType passed."),
     (5004, "Response tampered"),
+    // Capillary's general code for too many requests (its success-and-error-codes page),
+    // answered with HTTP 429 and Retry-After.
+    (429, "Rate limit exceeded."),
 ];
 
 /// The three operations; each has its own code for a fault of the server.
@@ -89,12 +93,14 @@ impl Operation {
     }
 }
 
-/// A failed call: its code, message and HTTP status.
+/// A failed call: its code, message and HTTP status, and the seconds a throttled
+/// client should wait (`Retry-After`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub code: i64,
     pub message: String,
     pub http: u16,
+    pub retry_after: Option<i64>,
 }
 
 fn published(code: i64) -> &'static str {
@@ -111,6 +117,7 @@ impl Failure {
             code,
             message: published(code).to_string(),
             http: 200,
+            retry_after: None,
         }
     }
 
@@ -120,6 +127,7 @@ impl Failure {
             code: 1519,
             message: format!("{} {reason}", published(1519)),
             http: 200,
+            retry_after: None,
         }
     }
 
@@ -143,6 +151,11 @@ impl Failure {
             Error::UserNotFound => Failure::of(1515),
             Error::InvalidSession => Failure::of(1505),
             Error::PayloadRejected => Failure::of(5004),
+            Error::Throttled { retry_after_secs } => Failure {
+                http: 429,
+                retry_after: Some(retry_after_secs),
+                ..Failure::of(429)
+            },
             Error::Unavailable => Failure {
                 http: 503,
                 ..Failure::of(op.fault_code())
@@ -202,7 +215,8 @@ mod tests {
             Failure {
                 code: 1502,
                 message: "Unable to validate OTP.".into(),
-                http: 503
+                http: 503,
+                retry_after: None,
             }
         );
     }
@@ -237,6 +251,7 @@ mod tests {
             ("identifier_mismatch", 1541, 200),
             ("payload_rejected", 5004, 200),
             ("delivery_failed", 1502, 500),
+            ("throttled", 429, 429),
             ("unavailable", 1502, 503),
             ("internal", 1502, 500),
         ];

@@ -149,7 +149,8 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             mobile: header_text(&req, "cap_mobile"),
         },
     };
-    let run = async { Ok(operations::run(state.get_ref(), op, &call).await) };
+    let client = crate::wire::client::address(&req, &state.trusted_proxies);
+    let run = async { Ok(operations::run(state.get_ref(), op, &call, client).await) };
     let (result, elapsed_ms) = services::contained(run).await;
     // A panic inside an operation is a fault of the server, not a dropped connection.
     let result = result.unwrap_or_else(|e: Error| Err(Failure::from_core(op, e)));
@@ -168,7 +169,18 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         elapsed_ms,
         "capillary request"
     );
-    answer(status, &body)
+    let mut resp = answer(status, &body);
+    if let Err(Failure {
+        retry_after: Some(secs),
+        ..
+    }) = result
+    {
+        resp.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(secs),
+        );
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! order the legacy API checks a request: brand, payload hash, device, identifier,
 //! session, code), run it, and write the answer with its tokens.
 
+use std::net::IpAddr;
+
 use serde_json::{Value, json};
 
 use super::codes::{Failure, Operation, success};
@@ -9,23 +11,44 @@ use super::request::Call;
 use super::{hash, tokens};
 use crate::core::brands::{Brand, SessionRequest};
 use crate::core::now_ms;
-use crate::services::{self, auth_otp_generate, auth_otp_validate, auth_token_generate};
+use crate::services::{self, auth_otp_generate, auth_otp_validate, auth_token_generate, throttle};
 use crate::state::AppState;
 
-pub async fn run(state: &AppState, op: Operation, call: &Call) -> Result<Value, Failure> {
+/// Runs an operation for the client at `client`.
+pub async fn run(
+    state: &AppState,
+    op: Operation,
+    call: &Call,
+    client: IpAddr,
+) -> Result<Value, Failure> {
     let name = call.brand_name()?;
     let brand = services::brand::find(state, &name)
         .await
         .map_err(|e| Failure::from_core(op, e))?;
     match op {
-        Operation::TokenGenerate => token_generate(state, call, brand).await,
-        Operation::OtpGenerate => otp_generate(state, call, brand).await,
-        Operation::OtpValidate => otp_validate(state, call, brand).await,
+        Operation::TokenGenerate => token_generate(state, call, brand, client).await,
+        Operation::OtpGenerate => otp_generate(state, call, brand, client).await,
+        Operation::OtpValidate => otp_validate(state, call, brand, client).await,
     }
 }
 
+/// Takes the input's requests from the client's buckets, or fails as 429.
+fn admit(
+    state: &AppState,
+    op: Operation,
+    client: IpAddr,
+    input: &impl throttle::Throttled,
+) -> Result<(), Failure> {
+    throttle::admit(state, client, input).map_err(|e| Failure::from_core(op, e))
+}
+
 /// Opens a session; answers its sessionId with a VIEW token.
-async fn token_generate(state: &AppState, call: &Call, brand: Brand) -> Result<Value, Failure> {
+async fn token_generate(
+    state: &AppState,
+    call: &Call,
+    brand: Brand,
+    client: IpAddr,
+) -> Result<Value, Failure> {
     const OP: Operation = Operation::TokenGenerate;
     let input = auth_token_generate::Input {
         brand: brand.clone(),
@@ -33,6 +56,7 @@ async fn token_generate(state: &AppState, call: &Call, brand: Brand) -> Result<V
         device_id: call.device_id()?,
         identifier: call.identifier()?,
     };
+    admit(state, OP, client, &input)?;
     let now = now_ms();
     let o = auth_token_generate::call(state, input)
         .await
@@ -50,7 +74,12 @@ async fn token_generate(state: &AppState, call: &Call, brand: Brand) -> Result<V
     })))
 }
 
-async fn otp_generate(state: &AppState, call: &Call, brand: Brand) -> Result<Value, Failure> {
+async fn otp_generate(
+    state: &AppState,
+    call: &Call,
+    brand: Brand,
+    client: IpAddr,
+) -> Result<Value, Failure> {
     const OP: Operation = Operation::OtpGenerate;
     hash::check_hash(&brand, call, now_ms())?;
     let input = SessionRequest {
@@ -60,6 +89,7 @@ async fn otp_generate(state: &AppState, call: &Call, brand: Brand) -> Result<Val
         session_id: call.session_id()?,
         brand,
     };
+    admit(state, OP, client, &input)?;
     auth_otp_generate::call(state, input)
         .await
         .map_err(|e| Failure::from_core(OP, e))?;
@@ -69,7 +99,12 @@ async fn otp_generate(state: &AppState, call: &Call, brand: Brand) -> Result<Val
 /// A right code answers a USER token; on mobile also an AUTH key and the user block,
 /// on the web `key` and `user` are null. `otp` may be a string or a number (a number
 /// is padded with leading zeros to the brand's code length).
-async fn otp_validate(state: &AppState, call: &Call, brand: Brand) -> Result<Value, Failure> {
+async fn otp_validate(
+    state: &AppState,
+    call: &Call,
+    brand: Brand,
+    client: IpAddr,
+) -> Result<Value, Failure> {
     const OP: Operation = Operation::OtpValidate;
     hash::check_hash(&brand, call, now_ms())?;
     let device_id = call.device_id()?;
@@ -99,6 +134,7 @@ async fn otp_validate(state: &AppState, call: &Call, brand: Brand) -> Result<Val
         },
         code,
     };
+    admit(state, OP, client, &input)?;
     let o = auth_otp_validate::call(state, input)
         .await
         .map_err(|e| Failure::from_core(OP, e))?;

@@ -45,6 +45,7 @@ pub fn answer(e: &Error) -> (StatusCode, String) {
         Error::IdentifierMismatch => core(),
         Error::PayloadRejected => core(),
         Error::DeliveryFailed(_) => core(),
+        Error::Throttled { .. } => core(),
         Error::Unavailable => core(),
         Error::Internal(_) => core(),
     };
@@ -164,6 +165,11 @@ mod tests {
                 "delivery_failed",
                 200,
                 "The OTP could not be sent: no provider accepted the message.",
+            ),
+            (
+                "throttled",
+                429,
+                "Too many requests. Please try again in 12 seconds.",
             ),
             ("unavailable", 503, "The service is busy. Please try again."),
             (

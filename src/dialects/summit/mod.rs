@@ -172,8 +172,9 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         return fault(StatusCode::OK, &msg, out);
     };
 
+    let client = crate::wire::client::address(&req, &state.trusted_proxies);
     let (result, elapsed_ms) =
-        services::contained(registry::run(state.get_ref(), op, &params)).await;
+        services::contained(registry::run(state.get_ref(), op, &params, client)).await;
     match result {
         Ok(reply) => {
             let (body, outcome) = match reply {
@@ -206,7 +207,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 tracing::info!(service = %service_name, outcome = e.kind(), elapsed_ms, "summit request");
             }
             let (status, text) = errors::answer(&e);
-            fault(status, &text, out)
+            crate::wire::retry_after(fault(status, &text, out), &e)
         }
     }
 }

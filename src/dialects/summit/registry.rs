@@ -1,12 +1,14 @@
 //! The ServiceNames the envelope serves, compared without case as the legacy endpoint
 //! does, and how each one runs: decode `objCommonParameters`, call the service, encode.
 
+use std::net::IpAddr;
+
 use serde_json::Value;
 
 use super::{adm_generate_otp, login_app};
 use crate::dialects::twofactor;
 use crate::error::Result;
-use crate::services;
+use crate::services::{self, throttle};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +47,17 @@ pub enum Reply {
     Dto(twofactor::Dto),
 }
 
-/// Runs an operation on `objCommonParameters`: Ok with its reply, or the error (a
-/// business failure or a fault) the envelope answers.
-pub async fn run(state: &AppState, op: Operation, params: &Value) -> Result<Reply> {
+/// Runs an operation on `objCommonParameters` for the client at `client`: Ok with its
+/// reply, or the error (a business failure, the throttle's refusal or a fault) the
+/// envelope answers.
+pub async fn run(state: &AppState, op: Operation, params: &Value, client: IpAddr) -> Result<Reply> {
     match op {
         Operation::GenerateOtp => {
             let (input, form) = adm_generate_otp::decode(state, params)?;
-            let outcome = services::adm_generate_otp::call(state, input).await?;
+            throttle::admit(state, client, &input)?;
+            let outcome = services::adm_generate_otp::call(state, input)
+                .await
+                .inspect_err(|e| throttle::after_failure(state, client, e))?;
             let (token_id, output_object) = adm_generate_otp::encode(outcome, form);
             Ok(Reply::Envelope {
                 token_id,
@@ -60,10 +66,13 @@ pub async fn run(state: &AppState, op: Operation, params: &Value) -> Result<Repl
         }
         Operation::LoginApp => {
             let input = login_app::decode(state, params)?;
+            throttle::admit(state, client, &input)?;
             let outcome = services::login_app::call(state, input).await?;
             Ok(Reply::Document(login_app::encode(state, &outcome)))
         }
-        Operation::TwoFactor(op) => Ok(Reply::Dto(twofactor::run(state, op, params).await?)),
+        Operation::TwoFactor(op) => {
+            Ok(Reply::Dto(twofactor::run(state, op, params, client).await?))
+        }
     }
 }
 

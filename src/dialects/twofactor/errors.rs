@@ -111,6 +111,9 @@ fn answer(e: &Error) -> Answer {
         Error::IdentifierMismatch => codes(4002, 6007),
         Error::PayloadRejected => codes(4002, 6007),
         Error::DeliveryFailed(_) => codes(4005, 6007),
+        // Over the limit of requests: for an OTP, as its own send limit; for a check,
+        // "try again later" (the OTP itself is not used up).
+        Error::Throttled { .. } => codes(4000, 6009),
         Error::Unavailable => codes(4007, 6009),
         Error::Internal(_) => codes(4007, 6009),
     }
@@ -311,6 +314,13 @@ mod tests {
                 4005,
                 6007,
                 "The OTP could not be sent: no provider accepted the message.",
+            ),
+            (
+                "throttled",
+                429,
+                4000,
+                6009,
+                "Too many requests. Please try again in 12 seconds.",
             ),
             (
                 "unavailable",

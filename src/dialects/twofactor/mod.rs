@@ -14,6 +14,8 @@ pub mod dto;
 pub mod errors;
 mod request;
 
+use std::net::IpAddr;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -23,7 +25,7 @@ pub use self::dto::{Dto, to_json, to_xml};
 use self::request::{Body, body_kind};
 use crate::core::mask;
 use crate::error::{Error, Result};
-use crate::services;
+use crate::services::{self, throttle};
 use crate::state::AppState;
 use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::fields::Fields;
@@ -90,16 +92,17 @@ fn operation(path: &str) -> Option<Operation> {
     Operation::named(lower[start..].trim_end_matches('/'))
 }
 
-/// Runs an action on its request fields: its DTO, success or business failure; a
-/// fault of the server stays an error (the caller gives it its HTTP status).
-pub async fn run(state: &AppState, op: Operation, params: &Value) -> Result<Dto> {
+/// Runs an action on its request fields for the client at `client`: its DTO, success
+/// or business failure; a fault of the server or the throttle's refusal stays an error
+/// (the caller gives it its HTTP status).
+pub async fn run(state: &AppState, op: Operation, params: &Value, client: IpAddr) -> Result<Dto> {
     let result = match Fields::new("the request", params) {
-        Ok(f) => call(state, op, &f).await,
+        Ok(f) => call(state, op, &f, client).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(dto) => Ok(dto),
-        Err(e) if e.is_server_fault() => Err(e),
+        Err(e) if crate::wire::fault_status(&e) != StatusCode::OK => Err(e),
         Err(e) => {
             // A failure of CreateTwoFactorSmsOtp names the number masked, when it is one.
             let gsm = match op {
@@ -114,23 +117,27 @@ pub async fn run(state: &AppState, op: Operation, params: &Value) -> Result<Dto>
     }
 }
 
-async fn call(state: &AppState, op: Operation, f: &Fields<'_>) -> Result<Dto> {
+async fn call(state: &AppState, op: Operation, f: &Fields<'_>, client: IpAddr) -> Result<Dto> {
     Ok(match op {
         Operation::Create => {
             let input = request::create(f)?;
+            throttle::admit(state, client, &input)?;
             dto::created(&services::create_two_factor_sms_otp::call(state, input).await?)
         }
         Operation::Validate => {
             let input = request::validate(f)?;
+            throttle::admit(state, client, &input)?;
             dto::validated(&services::validate_two_factor_sms_otp::call(state, input).await?)
         }
         Operation::ValidateByReference => {
             let input = request::by_reference(f)?;
+            throttle::admit(state, client, &input)?;
             services::validate_two_factor_sms_oto_by_reference_id::call(state, input).await?;
             dto::by_reference(true, None, 6001)
         }
         Operation::RemindPassword => {
             let input = request::remind_password(f)?;
+            throttle::admit(state, client, &input)?;
             let outcome = services::create_otp_for_remind_password::call(state, input).await?;
             dto::remind_password_created(&outcome)
         }
@@ -190,7 +197,8 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             return answer(&req, &body, StatusCode::BAD_REQUEST, &dto);
         }
     };
-    let (result, elapsed_ms) = services::contained(run(state.get_ref(), op, &params)).await;
+    let client = crate::wire::client::address(&req, &state.trusted_proxies);
+    let (result, elapsed_ms) = services::contained(run(state.get_ref(), op, &params, client)).await;
     match result {
         Ok(dto) => {
             let outcome = if dto.ok() { "ok" } else { "failed" };
@@ -203,9 +211,19 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             answer(&req, &body, StatusCode::OK, &dto)
         }
         Err(e) => {
-            tracing::error!(operation = op.name(), error = ?e, elapsed_ms, "twofactor request failed");
+            if e.is_server_fault() {
+                tracing::error!(operation = op.name(), error = ?e, elapsed_ms, "twofactor request failed");
+            } else {
+                tracing::info!(
+                    operation = op.name(),
+                    outcome = e.kind(),
+                    elapsed_ms,
+                    "twofactor request"
+                );
+            }
             let dto = errors::failure(op, &e, None);
-            answer(&req, &body, crate::wire::fault_status(&e), &dto)
+            let status = crate::wire::fault_status(&e);
+            crate::wire::retry_after(answer(&req, &body, status, &dto), &e)
         }
     }
 }

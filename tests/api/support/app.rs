@@ -34,6 +34,9 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path) -> Settings {
     s.password_hashing.iterations = 1;
     s.delivery.file_path = dir.join("deliveries.jsonl");
     s.delivery.poll_interval_ms = 20;
+    // Tests send many requests from one address; the throttle's own tests
+    // (tests/api/throttle.rs) turn it on.
+    s.security.throttle.enabled = false;
     s
 }
 
@@ -113,6 +116,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub text: String,
+    /// The `Retry-After` header, when there is one.
+    pub retry_after: Option<String>,
 }
 
 impl Answer {
@@ -174,15 +179,18 @@ impl TestApp {
         }
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
         Answer {
             status,
             content_type,
+            retry_after,
             text: resp.text().await.expect("body"),
         }
     }
