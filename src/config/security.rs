@@ -131,6 +131,7 @@ impl Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::load::load_text;
 
     #[test]
     fn trusted_proxies_are_cidrs_or_addresses() {
@@ -142,5 +143,49 @@ mod tests {
         s.trusted_proxies = vec!["10.0.0.0/33".into()];
         let err = s.trusted_networks().unwrap_err();
         assert!(err.contains("'10.0.0.0/33'"), "{err}");
+    }
+
+    /// The security page's examples start, and a bucket given in part keeps the rest
+    /// of its default.
+    #[test]
+    fn the_documented_examples_load_over_the_defaults() {
+        let page = include_str!("../../docs/security.md");
+        let blocks: Vec<&str> = page
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        for b in &blocks {
+            load_text(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+        }
+        let s = load_text(blocks[1]).unwrap();
+        let t = &s.security.throttle;
+        assert_eq!(t.exempt, vec!["10.20.0.5".to_string()]);
+        assert_eq!(t.generate.per_address, Rate::new(30, 10));
+        assert_eq!(
+            t.verify.per_address,
+            ThrottleSettings::default().verify.per_address
+        );
+        let s =
+            load_text("[security.throttle.login]\nper_identifier = { per_minute = 3 }\n").unwrap();
+        assert_eq!(s.security.throttle.login.per_identifier, Rate::new(3, 5));
+    }
+
+    #[test]
+    fn unusable_entries_stop_the_start() {
+        let e = load_text(
+            "[security]\ntrusted_proxies = [\"proxy.internal\"]\n[security.throttle]\nexempt = [\"10.0.0.1/99\"]\n[security.throttle.verify]\nper_address = { per_minute = 5, burst = 0 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("security.trusted_proxies: 'proxy.internal'"),
+            "{e}"
+        );
+        assert!(e.contains("security.throttle.exempt: '10.0.0.1/99'"), "{e}");
+        assert!(
+            e.contains("security.throttle.verify.per_address: burst"),
+            "{e}"
+        );
     }
 }

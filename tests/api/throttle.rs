@@ -7,6 +7,7 @@ use otpgate::config::{Buckets, Rate, Settings};
 use serde_json::{Value, json};
 
 use crate::both;
+use crate::schemas::validate;
 use crate::support::*;
 
 const OFF: Rate = Rate::new(0, 0);
@@ -71,6 +72,7 @@ async fn a_script_is_stopped_by_its_address_and_nothing_is_stored(b: Backend) {
         .summit(login_otp_request("Vishnu.kumar@syntel.com", "d"))
         .await;
     let secs = assert_throttled(&a, 60);
+    validate("summit/response.schema.json", &a.content_type, &a.text).unwrap();
     let v = a.json();
     assert_eq!(v["Errors"], summit_throttle_text(secs));
     assert_eq!(v["OutputObject"], Value::Null);
@@ -246,6 +248,12 @@ async fn twofactor_answers_429_in_its_dto_in_json_and_xml(b: Backend) {
         .post_json(&format!("{api}/CreateTwoFactorSmsOtp"), &create)
         .await;
     let secs = assert_throttled(&a, 60);
+    validate(
+        "twofactor/CreateTwoFactorSmsOtpResponse.schema.json",
+        &a.content_type,
+        &a.text,
+    )
+    .unwrap();
     let v = a.json();
     assert_eq!(v["Success"], false);
     assert_eq!(v["Code"], 4000, "{}", a.text);
@@ -261,6 +269,7 @@ async fn twofactor_answers_429_in_its_dto_in_json_and_xml(b: Backend) {
         )
         .await;
     assert_throttled(&a, 60);
+    validate("twofactor/twofactor.xsd", &a.content_type, &a.text).unwrap();
     let doc = a.xml();
     assert_eq!(doc.root_name, "CreateTwoFactorSmsOtpResponse", "{}", a.text);
     assert_eq!(doc.value["Code"], "MaxOtpRequestExceededCode", "{}", a.text);
