@@ -1,7 +1,9 @@
 //! Builds the HTTP app and the server, for `otpgate serve` and for the tests.
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
 use actix_web::web::{self, Data, Payload};
@@ -23,6 +25,74 @@ use crate::wire::routes::{Match, Route};
 /// malloc arena each.
 pub fn blocking_threads(settings: &crate::config::Settings) -> usize {
     settings.pool_connections() as usize + settings.password_hashing.max_concurrent + 4
+}
+
+/// Raises this process's soft limit of open files to the hard limit (once): each
+/// client connection is a file, and the usual soft limit of 1,024 would be reached long
+/// before the connection cap. Returns the soft limit in force.
+pub fn raise_open_file_limit() -> u64 {
+    static RAISED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RAISED.get_or_init(|| match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "the open-file limit could not be raised");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    })
+}
+
+/// The connection cap: `max_connections`, or the open-file limit less a reserve for
+/// the database pool, the log, upstream and provider sockets (at most 25,000).
+fn max_connections(settings: &crate::config::Settings) -> usize {
+    if settings.max_connections > 0 {
+        return settings.max_connections;
+    }
+    let files = usize::try_from(raise_open_file_limit()).unwrap_or(usize::MAX);
+    files.saturating_sub(256).clamp(64, 25_000)
+}
+
+/// The client connections open in this process, against the cap: the cap itself is
+/// actix's (per worker); this count is what tells the operator it was reached.
+struct OpenConnections {
+    count: AtomicUsize,
+    cap: usize,
+    warned: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Held in a connection's extensions: dropped, with them, when the connection closes.
+struct Connection(Arc<OpenConnections>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl OpenConnections {
+    fn new(cap: usize) -> OpenConnections {
+        tracing::info!(max_connections = cap, "connection cap");
+        OpenConnections {
+            count: AtomicUsize::new(0),
+            cap,
+            warned: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn opened(self: &Arc<Self>) -> Connection {
+        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.cap {
+            let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                *warned = Some(Instant::now());
+                tracing::warn!(
+                    open = n,
+                    max_connections = self.cap,
+                    "connection cap reached: new clients wait until a connection closes"
+                );
+            }
+        }
+        Connection(self.clone())
+    }
 }
 
 /// A running gateway: the HTTP server and the outbox dispatcher.
@@ -54,7 +124,15 @@ impl Gateway {
         let max_body = app.settings.max_body_bytes;
         let recording = crate::record::Recording::start(&app.settings)?;
         let capture = recording.as_ref().map(crate::record::Recording::capture);
-        let mut server = actix_web::HttpServer::new(move || {
+        raise_open_file_limit();
+        let workers = match app.settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let open = Arc::new(OpenConnections::new(max_connections(&app.settings)));
+        let per_worker = open.cap.div_ceil(workers).max(1);
+        let counted = open.clone();
+        let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(crate::record::middleware(capture.clone()))
                 .app_data(data.clone())
@@ -62,11 +140,14 @@ impl Gateway {
                 .app_data(web::PayloadConfig::new(max_body))
                 .default_service(web::to(route))
         })
+        .on_connect(move |_, ext| {
+            ext.insert(counted.opened());
+        })
+        .workers(workers)
+        .max_connections(per_worker)
+        .keep_alive(Duration::from_secs(app.settings.keep_alive_seconds))
         .shutdown_timeout(30)
         .listen(listener)?;
-        if app.settings.workers > 0 {
-            server = server.workers(app.settings.workers);
-        }
         let server = server.run();
         let handle = server.handle();
         let background = background.then(|| {

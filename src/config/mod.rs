@@ -38,6 +38,14 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Deepest nesting of a JSON or XML request body accepted.
     pub max_depth: usize,
+    /// Seconds a request body may take to arrive once its headers are in; a slower
+    /// one is answered 408 and its connection closed.
+    pub body_timeout_seconds: u64,
+    /// Open client connections per process; further clients wait in the listen
+    /// backlog until one closes. 0: the open-file limit less a reserve (25,000 at most).
+    pub max_connections: usize,
+    /// Seconds an idle keep-alive connection is kept open.
+    pub keep_alive_seconds: u64,
     /// Days ended challenges and sent or failed messages are kept (audit events stay).
     pub retention_days: i64,
     pub otp: PolicySettings,
@@ -183,6 +191,9 @@ impl Default for Settings {
             workers: 0,
             max_body_bytes: 64 * 1024,
             max_depth: 32,
+            body_timeout_seconds: 10,
+            max_connections: 0,
+            keep_alive_seconds: 5,
             retention_days: 7,
             otp: PolicySettings::default(),
             orgs: BTreeMap::new(),

@@ -74,6 +74,7 @@ pub async fn relay(
     payload: actix_web::web::Payload,
     side: &Side,
     suffix: &str,
+    settings: &crate::config::Settings,
 ) -> Result<actix_web::HttpResponse, (actix_web::http::StatusCode, String)> {
     let limit = side.max_request_bytes;
     let Some(forwarder) = &side.forwarder else {
@@ -82,7 +83,8 @@ pub async fn relay(
             "No upstream server is configured.".into(),
         ));
     };
-    let body = crate::wire::read_body(req, payload, limit)
+    let limits = crate::wire::BodyLimits::new(limit, settings.body_timeout_seconds);
+    let body = crate::wire::read_body(req, payload, limits)
         .await
         .map_err(|e| e.answer(limit))?;
     let started = std::time::Instant::now();

@@ -114,6 +114,8 @@ pub fn allow_post(mut answer: actix_web::HttpResponse) -> actix_web::HttpRespons
 pub enum BodyError {
     TooLarge,
     Unreadable,
+    /// Not all there by the deadline.
+    TimedOut,
 }
 
 impl BodyError {
@@ -130,17 +132,42 @@ impl BodyError {
                 StatusCode::BAD_REQUEST,
                 "The request body could not be read.".to_string(),
             ),
+            BodyError::TimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time.".to_string(),
+            ),
         }
     }
 }
 
-/// Reads a request body of at most `limit` bytes, refusing early when Content-Length
-/// already says it is larger.
+/// How much of a body is read, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    /// From the end of the headers to the body's last byte.
+    pub deadline: std::time::Duration,
+}
+
+impl BodyLimits {
+    /// At most `max_bytes`, all there within `timeout_seconds` (the settings'
+    /// `body_timeout_seconds`).
+    pub fn new(max_bytes: usize, timeout_seconds: u64) -> BodyLimits {
+        BodyLimits {
+            max_bytes,
+            deadline: std::time::Duration::from_secs(timeout_seconds),
+        }
+    }
+}
+
+/// Reads a request body within `limits`, refusing early when Content-Length already
+/// says it is larger. A body still arriving at the deadline (a client that sends a
+/// byte now and then, or stops) is `TimedOut`.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: Payload,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Bytes, BodyError> {
+    let limit = limits.max_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -149,15 +176,20 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
+    let read = async {
+        let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(limits.deadline, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
 }
 
 /// The depth of a JSON value, counted without recursion.

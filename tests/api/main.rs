@@ -20,6 +20,7 @@ mod record;
 mod replay;
 mod schemas;
 mod seeds;
+mod slow_clients;
 mod storage;
 mod throttle;
 mod twofactor;

@@ -26,7 +26,7 @@ use crate::services;
 use crate::state::AppState;
 use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::routes::Route;
-use crate::wire::{BodyError, json_object, read_body};
+use crate::wire::{BodyError, BodyLimits, json_object, read_body};
 
 pub const ROUTES: &[Route] = &Route::post_suffixes([
     "/auth/v1/token/generate",
@@ -99,7 +99,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 );
             }
             RouteTo::Upstream => {
-                return crate::upstream::relay(&req, payload, side, suffix)
+                return crate::upstream::relay(&req, payload, side, suffix, &state.settings)
                     .await
                     .unwrap_or_else(|(status, msg)| transport(status, &msg));
             }
@@ -118,13 +118,19 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         ));
     }
     let limit = state.settings.max_body_bytes;
-    let body = match read_body(&req, payload, limit).await {
+    let body = match read_body(
+        &req,
+        payload,
+        BodyLimits::new(limit, state.settings.body_timeout_seconds),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             let (status, message) = e.answer(limit);
             return match e {
                 // The status as the code, like the other transport faults.
-                BodyError::TooLarge => transport(status, &message),
+                BodyError::TooLarge | BodyError::TimedOut => transport(status, &message),
                 BodyError::Unreadable => answer(status, &Failure::invalid(message).body()),
             };
         }

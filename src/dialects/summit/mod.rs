@@ -31,7 +31,7 @@ use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
 use crate::wire::splice;
-use crate::wire::{Format, read_body};
+use crate::wire::{BodyLimits, Format, read_body};
 
 /// The envelope endpoint, in its two spellings.
 pub const ROUTES: &[Route] = &Route::post_suffixes([
@@ -71,7 +71,13 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
     let limit = upstreams
         .as_ref()
         .map_or(own_limit, |u| u.summit.body_limit(own_limit));
-    let body = match read_body(&req, payload, limit).await {
+    let body = match read_body(
+        &req,
+        payload,
+        BodyLimits::new(limit, state.settings.body_timeout_seconds),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             let (status, msg) = e.answer(limit);

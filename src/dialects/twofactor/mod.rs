@@ -31,7 +31,7 @@ use crate::upstream::{RouteTo, Upstreams};
 use crate::wire::fields::Fields;
 use crate::wire::routes::Route;
 use crate::wire::xml::{self, EncodeOptions};
-use crate::wire::{Format, read_body};
+use crate::wire::{BodyLimits, Format, read_body};
 
 /// The four actions, also served as ServiceNames of the Summit envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +160,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 return web_api_error(&req, StatusCode::FORBIDDEN, &msg);
             }
             RouteTo::Upstream => {
-                return crate::upstream::relay(&req, payload, side, suffix)
+                return crate::upstream::relay(&req, payload, side, suffix, &state.settings)
                     .await
                     .unwrap_or_else(|(status, msg)| web_api_error(&req, status, &msg));
             }
@@ -182,7 +182,13 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         return crate::wire::allow_post(web_api_error(&req, StatusCode::METHOD_NOT_ALLOWED, &msg));
     }
     let limit = state.settings.max_body_bytes;
-    let body = match read_body(&req, payload, limit).await {
+    let body = match read_body(
+        &req,
+        payload,
+        BodyLimits::new(limit, state.settings.body_timeout_seconds),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             let (status, msg) = e.answer(limit);
