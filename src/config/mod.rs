@@ -143,10 +143,17 @@ pub struct PasswordHashing {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoginSettings {
-    /// Failed password logins of one user within `lockout_seconds` after which
-    /// further attempts are refused until the oldest failure leaves the window.
+    /// Failed password logins of one login from one client address within
+    /// `lockout_seconds` after which that address's attempts are refused until the
+    /// oldest failure leaves the window.
     pub max_failures: i64,
     pub lockout_seconds: i64,
+    /// Failed logins of one login from all addresses within `lockout_seconds` beyond
+    /// which every attempt waits a back-off (1 s, doubling per failure, up to
+    /// `max_backoff_seconds`) after the last failure, rather than being refused for the
+    /// whole window: the owner still gets in from elsewhere.
+    pub global_failures: i64,
+    pub max_backoff_seconds: i64,
     /// How long a login waits for a password-hashing slot before answering "busy".
     pub queue_timeout_ms: u64,
 }
@@ -156,6 +163,8 @@ impl Default for LoginSettings {
         LoginSettings {
             max_failures: 5,
             lockout_seconds: 900,
+            global_failures: 20,
+            max_backoff_seconds: 60,
             queue_timeout_ms: 5000,
         }
     }

@@ -84,9 +84,11 @@ impl Settings {
         if self.login.max_failures < 1
             || self.login.lockout_seconds < 1
             || self.login.queue_timeout_ms < 1
+            || self.login.global_failures < 1
+            || self.login.max_backoff_seconds < 1
         {
             problems.push(
-                "login: max_failures, lockout_seconds and queue_timeout_ms must be positive".into(),
+                "login: max_failures, lockout_seconds, global_failures, max_backoff_seconds and queue_timeout_ms must be positive".into(),
             );
         }
         if ph.max_concurrent == 0 {

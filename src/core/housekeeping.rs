@@ -4,8 +4,8 @@
 
 use crate::config::Settings;
 use crate::db::{
-    DbConnection, capillary_brands, capillary_sessions, challenges, limits, outbox, sessions,
-    write_transaction,
+    DbConnection, capillary_brands, capillary_sessions, challenges, limits, login_failures, outbox,
+    sessions, write_transaction,
 };
 use crate::error::Result;
 
@@ -19,6 +19,8 @@ pub struct Removed {
     pub capillary_sessions: usize,
     pub challenges: usize,
     pub messages: usize,
+    /// Failed password logins older than the lockout window.
+    pub login_failures: usize,
 }
 
 /// Sends count for the longest window of any policy: TwoFactor windows (stored
@@ -47,6 +49,10 @@ pub fn run(conn: &mut DbConnection, settings: &Settings, now: i64) -> Result<Rem
                 capillary_sessions: capillary_sessions::delete_expired(c, now)?,
                 messages: outbox::delete_final_before(c, now - keep_ms)?,
                 challenges: challenges::delete_expired_before(c, now - keep_ms)?,
+                login_failures: login_failures::prune(
+                    c,
+                    now - settings.login.lockout_seconds * 1000,
+                )?,
             })
         },
     )?)

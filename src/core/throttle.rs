@@ -187,7 +187,7 @@ impl Throttle {
 }
 
 /// An IPv4 address as it is (an IPv4-mapped IPv6 address too); IPv6 by its /64.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -8,6 +8,7 @@ pub mod capillary_brands;
 pub mod capillary_sessions;
 pub mod challenges;
 pub mod limits;
+pub mod login_failures;
 pub mod outbox;
 pub mod schema;
 pub mod sessions;

@@ -183,6 +183,14 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(upstream_keys -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 
+diesel::table! {
+    login_failures (id) {
+        id -> BigInt,
+        key -> Text,
+        at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     upstream_keys,
@@ -196,4 +204,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     twofactor_configs,
     capillary_brands,
     capillary_sessions,
+    login_failures,
 );

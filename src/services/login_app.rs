@@ -21,6 +21,8 @@ pub enum Input {
         login: String,
         password: String,
         device_id: Option<String>,
+        /// The client's address: failures are counted per login and address.
+        client: std::net::IpAddr,
     },
 }
 
@@ -69,9 +71,17 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             login,
             password,
             device_id,
+            client,
         } => {
-            let (user, _) =
-                caller::authenticate(state, Caller::Password { login, password }).await?;
+            let (user, _) = caller::authenticate(
+                state,
+                Caller::Password {
+                    login,
+                    password,
+                    client,
+                },
+            )
+            .await?;
             let id = user.id;
             let token = state
                 .db

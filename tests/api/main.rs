@@ -15,6 +15,7 @@ mod concurrency;
 mod delivery;
 mod gateway;
 mod generate;
+mod lockout;
 mod login_app;
 mod record;
 mod replay;

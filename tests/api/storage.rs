@@ -247,8 +247,9 @@ async fn postgres_tls_follows_sslmode() {
     .unwrap();
 }
 
-/// Housekeeping removes sends outside every window, dead sessions, and challenges and
-/// messages past retention; it keeps what still counts, and the audit trail.
+/// Housekeeping removes sends outside every window, dead sessions, failed logins
+/// outside the lockout window, and challenges and messages past retention; it keeps
+/// what still counts, and the audit trail.
 async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
     use otpgate::db::schema::{sends, sessions};
     let app = spawn(b).await;
@@ -283,6 +284,9 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
             diesel::update(sessions::table)
                 .set(sessions::expires_at.eq(now - 1))
                 .execute(c)?;
+            // A failed login from before the lockout window, and one within it.
+            otpgate::db::login_failures::record(c, &["old"], now - 901_000)?;
+            otpgate::db::login_failures::record(c, &["recent"], now - 1_000)?;
             otpgate::core::housekeeping::run(c, &settings, now)
         })
         .await
@@ -296,9 +300,11 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
             sessions: 1,
             capillary_sessions: 0,
             challenges: 1,
-            messages: 2
+            messages: 2,
+            login_failures: 1,
         }
     );
+    assert_eq!(app.count("login_failures").await, 1);
     assert_eq!(app.count("challenges").await, 1);
     assert_eq!(app.count("outbox").await, 2);
     assert_eq!(app.count("audit_events").await, 3);

@@ -7,6 +7,8 @@
 //!
 //! Both answer `OutputObject.OTP_Communication`.
 
+use std::net::IpAddr;
+
 use serde_json::{Value, json};
 
 use crate::core::ids::UserId;
@@ -21,7 +23,7 @@ pub enum Form {
     PreLogin,
 }
 
-pub fn decode(state: &AppState, params: &Value) -> Result<(Input, Form)> {
+pub fn decode(state: &AppState, params: &Value, client: IpAddr) -> Result<(Input, Form)> {
     let p = Fields::new("objCommonParameters", params)?;
     let info = p.required_object("objUserInformation")?;
     let login_otp = info
@@ -35,7 +37,7 @@ pub fn decode(state: &AppState, params: &Value) -> Result<(Input, Form)> {
             "_ProxyDetails is required in objCommonParameters unless objUserInformation.AuthType is LOGIN_OTP.",
         ));
     };
-    let caller = super::caller::decode(&proxy)?;
+    let caller = super::caller::decode(&proxy, client)?;
     // 0 (or "0") is how the legacy clients say "not given".
     let given = |v: Option<i64>| v.filter(|n| *n != 0);
     let claimed = Claimed {

@@ -3,17 +3,21 @@
 //! TokenID of a session. The same for every ServiceName otpgate answers itself;
 //! forwarded ServiceNames keep their own credentials (forward.rs).
 
+use std::net::IpAddr;
+
 use crate::error::{Error, Result};
 use crate::services::caller::Caller;
 use crate::wire::fields::Fields;
 
-pub fn decode(proxy: &Fields<'_>) -> Result<Caller> {
+/// The caller of a request from the client at `client`.
+pub fn decode(proxy: &Fields<'_>, client: IpAddr) -> Result<Caller> {
     let auth_type = proxy.text("AuthType")?.unwrap_or_default();
     let auth_type = auth_type.trim();
     if auth_type.eq_ignore_ascii_case("FORM") {
         return Ok(Caller::Password {
             login: proxy.required_text("UserName")?,
             password: proxy.required_text("Password")?,
+            client,
         });
     }
     if auth_type.eq_ignore_ascii_case("APIKEY") {
@@ -35,7 +39,10 @@ mod tests {
     use serde_json::json;
 
     fn caller(proxy: serde_json::Value) -> Result<Caller> {
-        decode(&Fields::new("_ProxyDetails", &proxy)?)
+        decode(
+            &Fields::new("_ProxyDetails", &proxy)?,
+            IpAddr::from([192, 0, 2, 1]),
+        )
     }
 
     #[test]

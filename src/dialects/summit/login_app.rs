@@ -2,6 +2,8 @@
 //! DeviceId) or FORM (UserName + Password). Success answers the user document of seed
 //! 001 instead of the envelope.
 
+use std::net::IpAddr;
+
 use serde_json::Value;
 
 use super::user_document;
@@ -11,7 +13,8 @@ use crate::services::login_app::{Input, Outcome};
 use crate::state::AppState;
 use crate::wire::fields::Fields;
 
-pub fn decode(state: &AppState, params: &Value) -> Result<Input> {
+/// The input of a request from the client at `client`.
+pub fn decode(state: &AppState, params: &Value, client: IpAddr) -> Result<Input> {
     let p = Fields::new("objCommonParameters", params)?;
     let proxy = p.required_object("_ProxyDetails")?;
     let auth_type = proxy.required_text("AuthType")?;
@@ -45,6 +48,7 @@ pub fn decode(state: &AppState, params: &Value) -> Result<Input> {
             login: proxy.required_text("UserName")?,
             password: proxy.required_text("Password")?,
             device_id,
+            client,
         }),
         other => Err(Error::invalid(format!(
             "AuthType '{other}' is not supported by LoginApp: use OTP (TransactionID and the code in Password) or FORM (UserName and Password)."

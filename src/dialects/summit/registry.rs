@@ -53,7 +53,7 @@ pub enum Reply {
 pub async fn run(state: &AppState, op: Operation, params: &Value, client: IpAddr) -> Result<Reply> {
     match op {
         Operation::GenerateOtp => {
-            let (input, form) = adm_generate_otp::decode(state, params)?;
+            let (input, form) = adm_generate_otp::decode(state, params, client)?;
             throttle::admit(state, client, &input)?;
             let outcome = services::adm_generate_otp::call(state, input)
                 .await
@@ -65,7 +65,7 @@ pub async fn run(state: &AppState, op: Operation, params: &Value, client: IpAddr
             })
         }
         Operation::LoginApp => {
-            let input = login_app::decode(state, params)?;
+            let input = login_app::decode(state, params, client)?;
             throttle::admit(state, client, &input)?;
             let outcome = services::login_app::call(state, input).await?;
             Ok(Reply::Document(login_app::encode(state, &outcome)))
