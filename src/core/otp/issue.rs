@@ -2,11 +2,14 @@
 //! subject's open challenge, store the keyed hash of a new code, queue one sealed
 //! outbox message per destination, audit. The code itself leaves only inside the
 //! sealed messages (and in the answer, when the request may reveal it).
+//!
+//! A decoy ([`super::decoy`]) takes the same path and does the same work, but stores a
+//! hash no code matches and queues nothing.
 
 use super::{Channel, Destination, IssueRequest, Issued, generate_code, generate_reference};
 use crate::core::audit::{self, Event};
 use crate::core::ids::ChallengeId;
-use crate::core::keys::{Keys, sha256_hex};
+use crate::core::keys::{Keys, random_bytes, sha256_hex};
 use crate::db::challenges::{self, Challenge};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{DbConnection, limits, now_ms, write_transaction};
@@ -48,7 +51,7 @@ pub fn issue(
         let outbox_ids = queue_messages(conn, keys, templates, &req, &challenge, &code, now)?;
         let event = Event {
             event: EVENT,
-            outcome: "ok",
+            outcome: req.decoy.map_or("ok", |d| d.outcome()),
             user_id: req.user_id,
             transaction_id: Some(&challenge.id),
             destination_masked: Some(&challenge.destination_masked),
@@ -57,7 +60,7 @@ pub fn issue(
         audit::record(conn, event, now)?;
         Ok(Ok(Issued {
             numeric_id: challenge.numeric_id.unwrap_or_default(),
-            code: req.reveal_code.then_some(code),
+            code: (req.reveal_code && req.decoy.is_none()).then_some(code),
             transaction_id: ChallengeId::from_stored(challenge.id),
             reference: challenge.reference,
             expires_at: challenge.expires_at,
@@ -141,7 +144,7 @@ fn store_challenge(
         channels: channels.join(","),
         destination_masked: masked.join(" and "),
         device_id: req.device_id.clone(),
-        code_hash: keys.code_hash(&id, code),
+        code_hash: code_hash(keys, req, &id, code),
         created_at: now,
         expires_at: now + req.policy.expiry_ms,
         attempts: 0,
@@ -156,7 +159,18 @@ fn store_challenge(
     Ok(challenge)
 }
 
-/// One sealed message per destination, in request order; their outbox ids.
+/// The stored form of the code: its keyed hash; for a decoy, random bytes of the same
+/// length, computed as dearly, that no code matches.
+fn code_hash(keys: &Keys, req: &IssueRequest, id: &str, code: &str) -> Vec<u8> {
+    let hash = keys.code_hash(id, code);
+    match req.decoy {
+        None => hash,
+        Some(_) => random_bytes::<32>().to_vec(),
+    }
+}
+
+/// One sealed message per destination, in request order; their outbox ids. A decoy's
+/// are rendered and sealed alike, then dropped: nothing is queued.
 fn queue_messages(
     conn: &mut DbConnection,
     keys: &Keys,
@@ -183,13 +197,17 @@ fn queue_messages(
                 &challenge.reference,
             ),
         };
+        let sealed = keys.seal(&message.to_bytes());
+        if req.decoy.is_some() {
+            continue;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let row = OutboxRow::queued(
             id.clone(),
             Some(challenge.id.clone()),
             d.channel.as_str(),
             (d.address.clone(), d.masked()),
-            keys.seal(&message.to_bytes()),
+            sealed,
             now,
         );
         outbox::insert(conn, &row)?;
