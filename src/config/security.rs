@@ -50,6 +50,10 @@ pub struct Rate {
     pub burst: u32,
 }
 
+#[allow(
+    clippy::derivable_impls,
+    reason = "every default of the section spelled out, as for the throttle below"
+)]
 impl Default for SecuritySettings {
     fn default() -> Self {
         SecuritySettings {
