@@ -22,4 +22,5 @@ mod schemas;
 mod seeds;
 mod storage;
 mod twofactor;
+mod unknown_users;
 mod wire;
