@@ -7,7 +7,8 @@
 //! stored, the sends counted, the messages rendered and sealed, the issue audited. It
 //! differs in what nobody outside can see: its stored hash is random bytes no code
 //! can match (so verifying it fails as a wrong code does, attempts counting down to
-//! the same lockout), no message is queued, and the audit trail says why
+//! the same lockout), its messages are written as cancelled rows that the dispatcher
+//! never claims (without the sealed text or the address), and the audit trail says why
 //! (`unknown_user`, `no_destination`).
 //!
 //! Its subject and its mobile number come from a keyed hash of the identifier, so the
@@ -15,6 +16,9 @@
 
 use super::{Channel, Destination};
 use crate::core::keys::Keys;
+
+/// The note on a decoy's messages (`last_error`), for the operator who lists the outbox.
+pub const NOTE: &str = "never sent: a decoy, for a request naming nobody who can get a code";
 
 /// Why a request got a decoy instead of a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +93,7 @@ mod tests {
         );
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].address, "Nobody@Nowhere.com");
-        assert_eq!(d[0].masked(), "Nob***@no*****.com");
+        assert_eq!(d[0].masked(), "Nob***@No*****.com");
         let sms = &d[1].address;
         assert!(sms.starts_with("+91") && sms.len() == 13, "{sms}");
         assert_eq!(mask::phone(sms), format!("*********{}", &sms[10..]));

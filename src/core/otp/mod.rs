@@ -55,7 +55,7 @@ pub struct Issued {
     /// The destinations written to the outbox, in request order (a decoy's, which
     /// were not).
     pub destinations: Vec<Destination>,
-    /// The messages queued (none for a decoy).
+    /// The messages queued (none for a decoy, whose rows are cancelled from the start).
     pub outbox_ids: Vec<String>,
 }
 

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use otpgate::db::schema::audit_events;
+use otpgate::core::otp::decoy;
+use otpgate::db::schema::{audit_events, outbox};
 use serde_json::{Map, Value};
 
 use crate::support::*;
@@ -127,15 +128,47 @@ async fn audited(app: &TestApp, event: &'static str, outcome: &'static str) -> i
 }
 
 /// Lets the dispatcher run (it polls every 20 ms in tests), then checks that nothing
-/// was queued or delivered for any of `transactions`.
+/// was delivered for any of `transactions`, and that their messages were written
+/// cancelled, with neither the address nor the sealed text.
 async fn nothing_sent_for(app: &TestApp, transactions: &[String]) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     for m in app.deliveries() {
         let t = m["transaction_id"].as_str().unwrap_or("");
         assert!(!transactions.iter().any(|x| x == t), "delivered: {m}");
     }
-    for row in messages(&app.app).await {
-        let t = row.challenge_id.as_deref().unwrap_or("");
-        assert!(!transactions.iter().any(|x| x == t), "queued: {row:?}");
+    let ids = transactions.to_vec();
+    let rows: Vec<(String, String, String, Option<Vec<u8>>, Option<String>)> = app
+        .app
+        .db
+        .run(move |c| {
+            Ok(outbox::table
+                .filter(outbox::challenge_id.eq_any(&ids))
+                .select((
+                    outbox::state,
+                    outbox::destination,
+                    outbox::destination_masked,
+                    outbox::payload,
+                    outbox::last_error,
+                ))
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    assert!(rows.len() >= transactions.len(), "{rows:?}");
+    for (state, destination, masked, payload, note) in rows {
+        assert_eq!(state, "cancelled");
+        assert_eq!(destination, masked, "only the masked address is kept");
+        assert!(destination.contains('*'), "{destination}");
+        assert_eq!(payload, None);
+        assert_eq!(note.as_deref(), Some(decoy::NOTE));
     }
+}
+
+/// Messages of the outbox that were not written cancelled.
+async fn live_messages(app: &TestApp) -> usize {
+    messages(&app.app)
+        .await
+        .iter()
+        .filter(|m| m.state != "cancelled")
+        .count()
 }
