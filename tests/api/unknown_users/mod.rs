@@ -127,6 +127,9 @@ async fn audited(app: &TestApp, event: &'static str, outcome: &'static str) -> i
         .unwrap()
 }
 
+/// An outbox row's state, destination, masked destination, sealed text and note.
+type DecoyMessage = (String, String, String, Option<Vec<u8>>, Option<String>);
+
 /// Lets the dispatcher run (it polls every 20 ms in tests), then checks that nothing
 /// was delivered for any of `transactions`, and that their messages were written
 /// cancelled, with neither the address nor the sealed text.
@@ -137,7 +140,7 @@ async fn nothing_sent_for(app: &TestApp, transactions: &[String]) {
         assert!(!transactions.iter().any(|x| x == t), "delivered: {m}");
     }
     let ids = transactions.to_vec();
-    let rows: Vec<(String, String, String, Option<Vec<u8>>, Option<String>)> = app
+    let rows: Vec<DecoyMessage> = app
         .app
         .db
         .run(move |c| {
