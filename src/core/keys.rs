@@ -1,4 +1,5 @@
-//! Server secrets: the keyed hash of codes and the sealing of outbox messages.
+//! Server secrets: the keyed hash of codes, the sealing of outbox messages, and the
+//! keyed hash behind decoys.
 //!
 //! Codes are stored as HMAC-SHA-256(code key, transaction id ‖ 0 ‖ code), so a database
 //! dump alone does not reveal them; older keys stay accepted after a rotation. Outbox
@@ -138,6 +139,42 @@ impl Keys {
         found.into()
     }
 
+    /// The keyed hash behind a decoy (an answer given for an identifier nobody is
+    /// registered under): HMAC-SHA-256 of `domain` ‖ 0 ‖ the identifier without case or
+    /// surrounding spaces, under a key of its own. The same identifier always gives the
+    /// same bytes (while the secret is unchanged); nobody without the key can tell them
+    /// from a real user's.
+    fn decoy_mac(&self, domain: &str, identifier: &str) -> [u8; 32] {
+        let key = self.derived(b"decoy number v1");
+        Self::mac(&key, domain, &identifier.trim().to_lowercase())
+    }
+
+    /// A made-up but plausible national mobile number for an identifier nobody is
+    /// registered under: ten digits, the first 6 to 9, stable per identifier.
+    pub fn decoy_number(&self, identifier: &str) -> String {
+        let mac = self.decoy_mac("number", identifier);
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&mac[..16]);
+        let mut n = u128::from_be_bytes(head);
+        let first = 6 + (n % 4) as u8;
+        n /= 4;
+        let rest = n % 1_000_000_000;
+        format!("{}{rest:09}", char::from(b'0' + first))
+    }
+
+    /// A country calling code of two digits (10 to 99) for a decoy number, when the
+    /// request names none; stable per identifier.
+    pub fn decoy_country_code(&self, identifier: &str) -> String {
+        let mac = self.decoy_mac("country", identifier);
+        (10 + u16::from_be_bytes([mac[0], mac[1]]) % 90).to_string()
+    }
+
+    /// A stable keyed tag for an identifier nobody is registered under (hex, 32
+    /// characters): what its decoy challenges are stored under, in place of a user.
+    pub fn decoy_tag(&self, identifier: &str) -> String {
+        hex::encode(&self.decoy_mac("subject", identifier)[..16])
+    }
+
     /// Seals a message: a random 96-bit nonce followed by the ciphertext.
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         let nonce = random_bytes::<12>();
@@ -229,6 +266,31 @@ mod tests {
         assert!(rotated.open(&sealed).is_some());
         assert!(Keys::from_secrets(&[4u8; 32], &[]).open(&sealed).is_none());
         assert!(k.open(&sealed[..10]).is_none());
+    }
+
+    #[test]
+    fn decoys_are_stable_plausible_and_keyed() {
+        let k = Keys::from_secrets(&[5u8; 32], &[]);
+        let n = k.decoy_number("nobody@nowhere.com");
+        assert_eq!(n.len(), 10);
+        assert!(n.bytes().all(|b| b.is_ascii_digit()));
+        assert!(matches!(n.as_bytes()[0], b'6'..=b'9'), "{n}");
+        assert_eq!(
+            n,
+            k.decoy_number(" Nobody@Nowhere.com "),
+            "case and spaces aside"
+        );
+        assert_ne!(n, k.decoy_number("somebody@nowhere.com"));
+        let other = Keys::from_secrets(&[6u8; 32], &[]);
+        assert_ne!(n, other.decoy_number("nobody@nowhere.com"), "keyed");
+        let cc = k.decoy_country_code("nobody");
+        assert!(cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_digit()) && !cc.starts_with('0'));
+        assert_eq!(k.decoy_tag("x").len(), 32);
+        assert_eq!(k.decoy_tag("x"), k.decoy_tag("X"));
+        assert_ne!(k.decoy_tag("x"), k.decoy_tag("y"));
+        let many: std::collections::HashSet<String> =
+            (0..500).map(|i| k.decoy_number(&format!("u{i}"))).collect();
+        assert_eq!(many.len(), 500);
     }
 
     #[test]

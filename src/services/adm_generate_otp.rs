@@ -5,10 +5,14 @@
 //!   session or an API key; the user the request names must be that caller. Answers
 //!   the session (the one it came with, or a new one).
 //! - a login code for the user registered with an e-mail address (and country), bound
-//!   to the device that asked for it.
+//!   to the device that asked for it. An address that names nobody (or nobody with an
+//!   address to send to) gets a decoy answered alike, unless the settings reveal
+//!   unknown users ([`decoy`]).
 
+use crate::config::Settings;
 use crate::core::ids::{ChallengeId, UserId};
-use crate::core::otp::{self, IssueRequest, Policy};
+use crate::core::keys::Keys;
+use crate::core::otp::{self, Channel, Decoy, IssueRequest, Policy, decoy};
 use crate::core::users::{self, User};
 use crate::core::{mask, sessions};
 use crate::db::users as user_rows;
@@ -104,37 +108,75 @@ fn check_same_user(user: &User, claimed: &Claimed) -> Result<()> {
 
 async fn login_code(state: &AppState, l: LoginCode) -> Result<Outcome> {
     let settings = state.settings.clone();
+    let reveal = settings.security.reveal_unknown_users;
     // The look-up and the issue in one trip to the blocking pool.
-    let (user, issued) = super::issuing(state, move |c, keys, templates| {
+    let (issued, sent_to) = super::issuing(state, move |c, keys, templates| {
         let user = user_rows::find_by_email(c, &l.email)?
             // The request identifies the user; it never decides where the code goes.
-            .filter(|u| u.country_code.is_empty() || u.country_code == l.country_code)
-            .ok_or(Error::UserNotFound)?;
-        let policy = Policy::for_org(&settings, user.org_id);
-        let mut request = IssueRequest::new(
-            format!("user:{}", user.id),
-            "login",
-            policy.clone(),
-            users::destinations(&user, &policy),
-        )
-        .for_user(UserId(user.id), user.org_id);
+            .filter(|u| u.country_code.is_empty() || u.country_code == l.country_code);
+        let (mut request, sent_to) = match user {
+            Some(user) => {
+                let policy = Policy::for_org(&settings, user.org_id);
+                let destinations = users::destinations(&user, &policy);
+                if destinations.is_empty() && !reveal {
+                    let (request, sent_to) = decoy_for(keys, &settings, &l, Decoy::NoDestination);
+                    (request.for_user(UserId(user.id), user.org_id), sent_to)
+                } else {
+                    // Named as the user knows the addresses: the national number; the
+                    // e-mail as typed when answers may not tell whether it is
+                    // registered (the stored one may differ in case).
+                    let email = if reveal { &user.email } else { &l.email };
+                    let sent_to = destinations
+                        .iter()
+                        .map(|d| match d.channel {
+                            Channel::Email => mask::email(email),
+                            Channel::Sms => mask::phone(&user.mobile),
+                        })
+                        .collect();
+                    let request = IssueRequest::new(
+                        format!("user:{}", user.id),
+                        "login",
+                        policy,
+                        destinations,
+                    )
+                    .for_user(UserId(user.id), user.org_id);
+                    (request, sent_to)
+                }
+            }
+            None if reveal => return Err(Error::UserNotFound),
+            None => decoy_for(keys, &settings, &l, Decoy::UnknownUser),
+        };
         request.device_id = Some(l.device_id);
         let issued = otp::issue(c, keys, templates, request)?;
-        Ok((user, issued))
+        Ok((issued, sent_to))
     })
     .await?;
-    // Named as the user knows the addresses: the national number.
-    let sent_to = issued
-        .destinations
-        .iter()
-        .map(|d| match d.channel {
-            otp::Channel::Email => mask::email(&user.email),
-            otp::Channel::Sms => mask::phone(&user.mobile),
-        })
-        .collect();
     Ok(Outcome {
         transaction_id: issued.transaction_id,
         session_token: None,
         sent_to,
     })
+}
+
+/// A decoy for an address that names nobody who can get a code: on the channels of
+/// the default policy, as a user with both an e-mail and a mobile would get it; the
+/// answer names the e-mail as given and the made-up national number.
+fn decoy_for(
+    keys: &Keys,
+    settings: &Settings,
+    l: &LoginCode,
+    reason: Decoy,
+) -> (IssueRequest, Vec<String>) {
+    let policy = Policy::for_org(settings, 0);
+    let destinations = decoy::destinations(keys, &l.email, &policy.channels, Some(&l.country_code));
+    let sent_to = destinations
+        .iter()
+        .map(|d| match d.channel {
+            Channel::Email => mask::email(&l.email),
+            Channel::Sms => mask::phone(&keys.decoy_number(&l.email)),
+        })
+        .collect();
+    let subject = decoy::subject(keys, &l.email);
+    let request = IssueRequest::decoy(subject, "login", policy, destinations, reason);
+    (request, sent_to)
 }

@@ -142,3 +142,58 @@ fn a_count_bounds_the_run() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["phases"][0]["cycles"], 5, "{}", text(&o));
 }
+
+/// The unknown phase times each operation for known and unknown identifiers alike,
+/// and every request of it succeeds.
+#[test]
+fn the_unknown_phase_compares_known_and_unknown_identifiers() {
+    let (dir, url) = scratch_sqlite("x.db");
+    let json = dir.path().join("r.json");
+    let o = bench(
+        &url,
+        dir.path(),
+        &[
+            "--phases",
+            "unknown",
+            "--clients",
+            "2",
+            "--cycles",
+            "4",
+            "--duration",
+            "60",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no errors"), "{}", text(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let phase = &report["phases"][0];
+    assert_eq!(
+        (&phase["name"], &phase["cycles"], &phase["cycles_failed"]),
+        (&Value::from("unknown"), &Value::from(4), &Value::from(0)),
+        "{}",
+        text(&o)
+    );
+    for op in [
+        "ADM_GenerateOTP",
+        "CreateOtpForRemindPassword",
+        "token/generate",
+        "otp/generate",
+    ] {
+        for side in ["known", "unknown"] {
+            let name = format!("{op} {side}");
+            assert_eq!(
+                phase["operations"][&name]["count"],
+                4,
+                "{name}: {}",
+                text(&o)
+            );
+        }
+        assert!(
+            text(&o).contains(&format!("unknown: {op}: median")),
+            "{}",
+            text(&o)
+        );
+    }
+}

@@ -25,4 +25,5 @@ mod slow_clients;
 mod storage;
 mod throttle;
 mod twofactor;
+mod unknown_users;
 mod wire;

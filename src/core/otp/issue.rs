@@ -2,11 +2,14 @@
 //! subject's open challenge, store the keyed hash of a new code, queue one sealed
 //! outbox message per destination, audit. The code itself leaves only inside the
 //! sealed messages (and in the answer, when the request may reveal it).
+//!
+//! A decoy ([`super::decoy`]) takes the same path and does the same work, but stores a
+//! hash no code matches and queues nothing: its messages are written already cancelled.
 
 use super::{Channel, Destination, IssueRequest, Issued, generate_code, generate_reference};
 use crate::core::audit::{self, Event};
 use crate::core::ids::ChallengeId;
-use crate::core::keys::{Keys, sha256_hex};
+use crate::core::keys::{Keys, random_bytes, sha256_hex};
 use crate::db::challenges::{self, Challenge};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{DbConnection, limits, now_ms, write_transaction};
@@ -48,7 +51,7 @@ pub fn issue(
         let outbox_ids = queue_messages(conn, keys, templates, &req, &challenge, &code, now)?;
         let event = Event {
             event: EVENT,
-            outcome: "ok",
+            outcome: req.decoy.map_or("ok", |d| d.outcome()),
             user_id: req.user_id,
             transaction_id: Some(&challenge.id),
             destination_masked: Some(&challenge.destination_masked),
@@ -57,7 +60,7 @@ pub fn issue(
         audit::record(conn, event, now)?;
         Ok(Ok(Issued {
             numeric_id: challenge.numeric_id.unwrap_or_default(),
-            code: req.reveal_code.then_some(code),
+            code: (req.reveal_code && req.decoy.is_none()).then_some(code),
             transaction_id: ChallengeId::from_stored(challenge.id),
             reference: challenge.reference,
             expires_at: challenge.expires_at,
@@ -141,7 +144,7 @@ fn store_challenge(
         channels: channels.join(","),
         destination_masked: masked.join(" and "),
         device_id: req.device_id.clone(),
-        code_hash: keys.code_hash(&id, code),
+        code_hash: code_hash(keys, req, &id, code),
         created_at: now,
         expires_at: now + req.policy.expiry_ms,
         attempts: 0,
@@ -156,7 +159,19 @@ fn store_challenge(
     Ok(challenge)
 }
 
-/// One sealed message per destination, in request order; their outbox ids.
+/// The stored form of the code: its keyed hash; for a decoy, random bytes of the same
+/// length (the hash computed all the same), that no code matches.
+fn code_hash(keys: &Keys, req: &IssueRequest, id: &str, code: &str) -> Vec<u8> {
+    let hash = keys.code_hash(id, code);
+    match req.decoy {
+        None => hash,
+        Some(_) => random_bytes::<32>().to_vec(),
+    }
+}
+
+/// One sealed message per destination, in request order; their outbox ids. A decoy's
+/// are rendered and sealed alike, and written as rows that are final from the start
+/// ([`decoy_row`]): none is queued, so its ids are not returned.
 fn queue_messages(
     conn: &mut DbConnection,
     keys: &Keys,
@@ -192,10 +207,32 @@ fn queue_messages(
             keys.seal(&message.to_bytes()),
             now,
         );
-        outbox::insert(conn, &row)?;
-        ids.push(id);
+        match req.decoy {
+            None => {
+                outbox::insert(conn, &row)?;
+                ids.push(id);
+            }
+            Some(_) => {
+                outbox::insert(conn, &decoy_row(row))?;
+            }
+        }
     }
     Ok(ids)
+}
+
+/// What a decoy writes where a code writes its message: the same insert, of a row that
+/// is cancelled from the start (the dispatcher claims only queued ones), holds neither
+/// the sealed text nor the address (only its masked form), says why, and goes with the
+/// other cancelled messages after `retention_days`. Skipping the insert made a decoy
+/// measurably quicker than a code on PostgreSQL (docs/performance.md).
+fn decoy_row(row: OutboxRow) -> OutboxRow {
+    OutboxRow {
+        state: outbox::CANCELLED.to_string(),
+        destination: row.destination_masked.clone(),
+        payload: None,
+        last_error: Some(super::decoy::NOTE.to_string()),
+        ..row
+    }
 }
 
 fn ceil_secs(ms: i64) -> i64 {

@@ -3,11 +3,13 @@
 //! Everything here is synchronous and takes a database connection; callers run it on
 //! the blocking pool. Each operation is one database transaction.
 
+pub mod decoy;
 mod issue;
 mod policy;
 mod verify;
 
 pub use crate::core::channel::{Channel, Destination};
+pub use decoy::Decoy;
 pub use issue::issue;
 pub use policy::Policy;
 pub use verify::{verify, verify_then};
@@ -37,6 +39,9 @@ pub struct IssueRequest {
     /// this scope (e.g. a tenant's name) instead of per address alone. None counts
     /// every send to the address together.
     pub limit_scope: Option<String>,
+    /// Issue a decoy, for this reason, instead of a code: everything a code takes but
+    /// a code anyone could enter, and nothing queued for delivery ([`decoy`]).
+    pub decoy: Option<Decoy>,
 }
 
 #[derive(Debug)]
@@ -47,8 +52,10 @@ pub struct Issued {
     pub code: Option<String>,
     pub reference: String,
     pub expires_at: i64,
-    /// The destinations written to the outbox, in request order.
+    /// The destinations written to the outbox, in request order (a decoy's, which
+    /// were not).
     pub destinations: Vec<Destination>,
+    /// The messages queued (none for a decoy, whose rows are cancelled from the start).
     pub outbox_ids: Vec<String>,
 }
 
@@ -100,7 +107,21 @@ impl IssueRequest {
             reveal_code: false,
             policy,
             limit_scope: None,
+            decoy: None,
         }
+    }
+
+    /// A decoy for `reason` ([`decoy`]) to `destinations`, stored under `subject`.
+    pub fn decoy(
+        subject: String,
+        purpose: &'static str,
+        policy: Policy,
+        destinations: Vec<Destination>,
+        reason: Decoy,
+    ) -> IssueRequest {
+        let mut r = IssueRequest::new(subject, purpose, policy, destinations);
+        r.decoy = Some(reason);
+        r
     }
 
     /// For a directory user: their id and organisation.

@@ -177,7 +177,7 @@ pub(super) async fn cycles(
 impl VirtualClient {
     /// Drops SMS left over from a cycle that gave up waiting, so that a late one is
     /// not taken for the next cycle's.
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         while self.sms.try_recv().is_ok() {}
     }
 

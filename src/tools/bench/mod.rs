@@ -11,12 +11,15 @@
 //! - `storm`: the summit cycle while other clients log in with passwords (Argon2id);
 //! - `forward`: a ServiceName otpgate does not serve, forwarded to a stub legacy
 //!   server on loopback; the same requests straight to the stub first, so the
-//!   report can say what forwarding adds at p99.
+//!   report can say what forwarding adds at p99;
+//! - `unknown` (only when asked for): the requests that name a user, for known and for
+//!   unknown identifiers, one at a time, to compare their medians (unknown.rs).
 
 mod clients;
 mod gateway;
 mod report;
 mod setup;
+mod unknown;
 
 use clients::*;
 use setup::*;
@@ -54,6 +57,7 @@ pub enum Phase {
     Twofactor,
     Storm,
     Forward,
+    Unknown,
 }
 
 impl Phase {
@@ -64,6 +68,7 @@ impl Phase {
             Phase::Twofactor => "twofactor",
             Phase::Storm => "storm",
             Phase::Forward => "forward",
+            Phase::Unknown => "unknown",
         }
     }
 }
@@ -88,7 +93,8 @@ pub struct BenchArgs {
     /// Seconds of GET /healthz.
     #[arg(long, default_value_t = 3.0)]
     pub healthz_duration: f64,
-    /// The phases to run, in order.
+    /// The phases to run, in order. `unknown` (known and unknown identifiers compared)
+    /// runs only when named: last, or alone.
     #[arg(
         long,
         value_enum,
@@ -200,6 +206,7 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
             storm_login.clone(),
             storm_password.clone(),
         );
+        let run_id = run_id.clone();
         tokio::task::spawn_blocking(move || {
             provision(settings, &run_id, &identities, &login, &password)
         })
@@ -266,6 +273,19 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
                 let deadline = started + Duration::from_secs_f64(args.healthz_duration);
                 let tally = healthz(&client, &base_url, args.clients, deadline).await;
                 (tally, started.elapsed().as_secs_f64(), args.clients)
+            }
+            Phase::Unknown => {
+                let deadline = started + Duration::from_secs_f64(args.duration);
+                let tally = unknown::unknown_users(
+                    &mut clients,
+                    &client,
+                    &base_url,
+                    &run_id,
+                    deadline,
+                    args.cycles,
+                )
+                .await;
+                (tally, started.elapsed().as_secs_f64(), 1)
             }
             Phase::Summit | Phase::Twofactor | Phase::Storm => {
                 let deadline = started + Duration::from_secs_f64(args.duration);

@@ -163,14 +163,14 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<10} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "\n{:<10} {:<34} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "phase", "operation", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"
         );
         for p in &self.phases {
             for (op, l) in &p.operations {
                 let _ = writeln!(
                     out,
-                    "{:<10} {:<24} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "{:<10} {:<34} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
                     p.name, op, l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
                 );
             }
@@ -183,6 +183,9 @@ impl Report {
                     p.name, p.requests_per_second
                 );
             }
+        }
+        for p in &self.phases {
+            out.push_str(&p.known_and_unknown());
         }
         let errors: Vec<_> = self
             .phases
@@ -202,6 +205,33 @@ impl Report {
 
     pub fn failed_cycles(&self) -> u64 {
         self.phases.iter().map(|p| p.cycles_failed).sum()
+    }
+}
+
+impl PhaseReport {
+    /// The medians of each operation timed for known and for unknown identifiers
+    /// (`<op> known`, `<op> unknown`), side by side.
+    fn known_and_unknown(&self) -> String {
+        let mut out = String::new();
+        for (op, k) in &self.operations {
+            let Some(name) = op.strip_suffix(" known") else {
+                continue;
+            };
+            let Some(u) = self.operations.get(format!("{name} unknown").as_str()) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "\n{}: {name}: median {:.2} ms known, {:.2} ms unknown ({:+.2} ms); p95 {:.2} / {:.2} ms",
+                self.name,
+                k.p50_ms,
+                u.p50_ms,
+                u.p50_ms - k.p50_ms,
+                k.p95_ms,
+                u.p95_ms,
+            );
+        }
+        out
     }
 }
 

@@ -46,6 +46,8 @@ pub(super) fn gateway_settings(
         b.per_identifier = unlimited;
     }
     s.orgs.clear();
+    s.security.throttle.enabled = true;
+    s.security.throttle.exempt.clear();
     s.field_cipher = Default::default();
     s.delivery.console = false;
     s.delivery.sms = vec!["bench".into()];
@@ -114,6 +116,16 @@ pub(super) fn provision(
         add_user(&app, &user(n, Some(id)))?;
     }
     add_user(&app, &user(identities.len(), None))?;
+    // The unknown phase's Capillary brand: SMS, as the rest of the bench.
+    let mut brand = crate::db::capillary_brands::Brand::new(unknown::BRAND, crate::db::now_ms());
+    brand.channels = "sms".into();
+    let mut conn = app.db.get().map_err(|e| e.to_string())?;
+    if crate::db::capillary_brands::find(&mut conn, unknown::BRAND)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        crate::db::capillary_brands::insert(&mut conn, &brand).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

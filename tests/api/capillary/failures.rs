@@ -9,7 +9,12 @@ use crate::both;
 use crate::support::*;
 
 async fn every_failure_has_its_code(b: Backend) {
-    let app = spawn_with(b, |s| s.max_body_bytes = 4096).await;
+    // 1515 is answered only where the settings reveal unknown users.
+    let app = spawn_with(b, |s| {
+        s.max_body_bytes = 4096;
+        s.security.reveal_unknown_users = true;
+    })
+    .await;
     app.add_brand("DocDemo", BrandSettings::default()).await;
     app.add_brand(
         "MailOnly",

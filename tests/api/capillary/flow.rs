@@ -42,10 +42,12 @@ async fn every_identifier_type_on_mobile_and_web(b: Backend) {
                 sid.starts_with("P-") && uuid::Uuid::parse_str(&sid[2..]).is_ok(),
                 "{sid}"
             );
+            // Before a code proves the caller holds the identifier, nothing tells
+            // whether it is registered: not the answer, not the token.
             assert_eq!(
                 v["user"],
-                json!({"appRegistered": registered, "sessionId": sid, "role": "VIEW",
-                       "userRegisteredForPassword": registered}),
+                json!({"appRegistered": false, "sessionId": sid, "role": "VIEW",
+                       "userRegisteredForPassword": false}),
                 "{at}"
             );
             assert_eq!(v["auth"]["key"], Value::Null);
@@ -54,7 +56,7 @@ async fn every_identifier_type_on_mobile_and_web(b: Backend) {
                 (c.rol.as_str(), c.sub.as_str(), c.org.as_str()),
                 ("VIEW", sid.as_str(), "DocDemo")
             );
-            assert_eq!(c.uid, registered.then(|| user.id.to_string()), "{at}");
+            assert_eq!(c.uid, None, "{at}");
             assert_eq!(c.dev.as_deref(), (!web).then_some("dev-1"));
             assert!(c.exp - c.iat == 900);
 
@@ -80,6 +82,7 @@ async fn every_identifier_type_on_mobile_and_web(b: Backend) {
             assert_eq!(v["status"]["success"], true, "{at}: {}", a.text);
             let token = claims(&app, &v["auth"]["token"]);
             assert_eq!(token.rol, "USER");
+            assert_eq!(token.uid, registered.then(|| user.id.to_string()), "{at}");
             assert_eq!(token.exp - token.iat, 900);
             if web {
                 assert_eq!(v["auth"]["key"], Value::Null, "{at}");
@@ -176,15 +179,9 @@ async fn a_mobile_names_a_user_only_by_its_whole_number(b: Backend) {
             )
             .await;
         let v = a.json();
-        assert_eq!(
-            v["user"]["appRegistered"], registered,
-            "{value}: {}",
-            a.text
-        );
-        assert_eq!(
-            v["user"]["userRegisteredForPassword"], registered,
-            "{value}"
-        );
+        // Told after otp/validate only (below).
+        assert_eq!(v["user"]["appRegistered"], false, "{value}: {}", a.text);
+        assert_eq!(v["user"]["userRegisteredForPassword"], false, "{value}");
         let sid = v["user"]["sessionId"].as_str().unwrap().to_string();
         let req = body("MOBILE", value, "DocDemo", &sid);
         let a = app.cap(&route(false, "otp/generate"), req.clone()).await;

@@ -68,6 +68,7 @@ pub fn sms_issue_request(settings: &Settings, subject: &str, number: &str) -> Is
         reveal_code: false,
         policy: Policy::for_org(settings, 1),
         limit_scope: None,
+        decoy: None,
     }
 }
 
