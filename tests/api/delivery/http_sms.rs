@@ -147,7 +147,10 @@ async fn a_code_spelled_in_a_providers_answer_is_not_kept(b: Backend) {
     assert_eq!(got.len(), 2);
     let code = got[0].code();
     assert_eq!(code.len(), 6, "{code}");
-    let error = sms.last_error.clone().expect("the provider's answer is kept");
+    let error = sms
+        .last_error
+        .clone()
+        .expect("the provider's answer is kept");
     assert!(error.contains("HTTP 400"), "{error}");
     assert!(error.contains(r#"{"spaced":"******"}"#), "{error}");
     let digits: String = error.chars().filter(char::is_ascii_digit).collect();
