@@ -366,6 +366,51 @@ async fn the_sqlite_files_are_created_readable_by_their_owner_alone() {
     stop(child).await;
 }
 
+/// Requests a client got wrong at the HTTP level (a control byte in a header value, a
+/// space in a header name, an unknown HTTP version) are answered 400 and logged at
+/// debug, each counted: none is an ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_logged_at_debug_and_never_as_an_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve_sqlite(dir.path(), "warn,otpgate::http=debug").await;
+    let addr = base.trim_start_matches("http://").to_string();
+    let malformed: [&[u8]; 3] = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: b\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    ];
+    for request in malformed {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    // The server still serves, and a well-formed request logs nothing.
+    assert!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let log = stop(child).await;
+    assert!(!log.contains("ERROR"), "{log}");
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("a client's request was refused"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{log}");
+    assert!(refused.iter().all(|l| l.contains("DEBUG")), "{log}");
+    assert!(refused[0].contains("invalid Header provided"), "{log}");
+    assert!(refused[2].contains("malformed_requests=3"), "{log}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
