@@ -4,6 +4,7 @@
 mod apikey;
 pub mod args;
 mod brand;
+mod logging;
 mod migrate;
 mod outbox;
 mod serve;
@@ -36,7 +37,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings);
+    logging::init(&settings);
     exit_code(dispatch(command, settings))
 }
 
@@ -61,19 +62,5 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), String> {
         Command::Brand(c) => brand::run(c, settings),
         Command::Replay(a) => tools::run_replay(a),
         Command::Bench(args) => tools::run_bench(args, settings),
-    }
-}
-
-fn init_logging(settings: &Settings) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if settings.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -110,6 +110,7 @@ impl ConnectionManager {
     pub fn establish(&self) -> std::result::Result<DbConnection, diesel::r2d2::Error> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
+                create_private(path);
                 let mut c = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // busy_timeout first: switching to WAL itself may wait for a lock.
@@ -135,6 +136,22 @@ impl ConnectionManager {
             }
         }
     }
+}
+
+/// Creates the SQLite file at `path`, empty and readable by its owner alone (0600),
+/// unless it exists: it holds password hashes, e-mail addresses and phone numbers.
+/// SQLite gives the `-wal`, `-shm` and `-journal` files it creates beside it the
+/// database file's own mode. An existing file keeps its mode; a `file:` URI is left
+/// to SQLite. Failing here is not an error: SQLite then says why it cannot open it.
+fn create_private(path: &str) {
+    if path.starts_with("file:") {
+        return;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let _ = opts.open(path);
 }
 
 impl r2d2::ManageConnection for ConnectionManager {

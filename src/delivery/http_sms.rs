@@ -154,11 +154,11 @@ impl Transport for HttpSmsTransport {
                 let text = String::from_utf8_lossy(&bytes);
                 let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
                 // Long enough for the provider's reason; the dispatcher masks what it
-                // echoes and shortens it. A number cut in two would escape the
-                // masking, so the excerpt never ends inside one.
+                // echoes and shortens it. A number cut in two (`2 9 4` of `2 9 4 5 7 0`)
+                // would escape the masking, so the excerpt never ends inside one.
                 let cut: String = text.chars().take(1000).collect();
                 let cut = if cut.len() < text.len() {
-                    cut.trim_end_matches(|c: char| c.is_ascii_alphanumeric())
+                    cut.trim_end_matches(super::redact::continues_a_token)
                 } else {
                     &cut
                 };

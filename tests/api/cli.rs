@@ -294,6 +294,123 @@ async fn the_readme_try_it_steps_work_pasted_in_order() {
     }
 }
 
+/// `otpgate serve` on the SQLite file `otpgate.db` in `dir`, logging at `rust_log` on
+/// a pipe; returns it ready, with its base URL.
+async fn serve_sqlite(dir: &std::path::Path, rust_log: &str) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir)
+        .env_remove("OTPGATE_CONFIG")
+        .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
+        .env("OTPGATE_DATABASE_URL", sqlite_url(dir, "otpgate.db"))
+        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    (child, base)
+}
+
+/// Stops a `serve` with SIGTERM and returns what it logged.
+async fn stop(child: tokio::process::Child) -> String {
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("stops")
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The database holds password hashes, e-mail addresses and phone numbers: the SQLite
+/// file and its -wal and -shm files are created readable by their owner alone, by a
+/// command and by the server alike.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_files_are_created_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("otpgate.db");
+    let o = otpgate(
+        &sqlite_url(dir.path(), "otpgate.db"),
+        dir.path(),
+        &["migrate"],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(mode(&db), 0o600, "after migrate");
+
+    std::fs::remove_file(&db).unwrap();
+    let (child, base) = serve_sqlite(dir.path(), "warn").await;
+    // A request that reads and writes the database while the server holds it open.
+    reqwest::Client::new()
+        .post(format!("{base}{ENDPOINT}"))
+        .json(&login_otp_request("nobody@example.com", "d"))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = dir.path().join(format!("otpgate.db{suffix}"));
+        assert!(p.exists(), "{} while serving", p.display());
+        assert_eq!(mode(&p), 0o600, "{} while serving", p.display());
+        seen.push(suffix);
+    }
+    assert_eq!(seen.len(), 3);
+    stop(child).await;
+}
+
+/// Requests a client got wrong at the HTTP level (a control byte in a header value, a
+/// space in a header name, an unknown HTTP version) are answered 400 and logged at
+/// debug, each counted: none is an ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_logged_at_debug_and_never_as_an_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve_sqlite(dir.path(), "warn,otpgate::http=debug").await;
+    let addr = base.trim_start_matches("http://").to_string();
+    let malformed: [&[u8]; 3] = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: b\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    ];
+    for request in malformed {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    // The server still serves, and a well-formed request logs nothing.
+    assert!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let log = stop(child).await;
+    assert!(!log.contains("ERROR"), "{log}");
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("a client's request was refused"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{log}");
+    assert!(refused.iter().all(|l| l.contains("DEBUG")), "{log}");
+    assert!(refused[0].contains("invalid Header provided"), "{log}");
+    assert!(refused[2].contains("malformed_requests=3"), "{log}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -125,7 +125,40 @@ async fn form_encoded_sms_with_basic_auth(b: Backend) {
     assert!(app.login_app(&txn, &code, "d").await.json()["User"].is_object());
 }
 
+/// A provider that refuses the message and echoes its code spelled with spaces: the
+/// outbox keeps its answer with no spelling of the code left in it.
+async fn a_code_spelled_in_a_providers_answer_is_not_kept(b: Backend) {
+    let gateway = SmsEndpoint::spelling_the_code().await;
+    let g = gateway.clone();
+    let app = spawn_with(b, move |s| {
+        fast(&mut s.delivery);
+        s.delivery.max_attempts = 2;
+        s.delivery.provider_cooldown_seconds = 0;
+        sms_through(&mut s.delivery, &g);
+    })
+    .await;
+    let txn = app.vishnu_login_otp().await;
+    let rows = outbox_until(&app.app, |r| {
+        r.iter().any(|m| m.channel == "sms" && m.state == "failed")
+    })
+    .await;
+    let sms = sms_of(&rows, &txn);
+    let got = gateway.received();
+    assert_eq!(got.len(), 2);
+    let code = got[0].code();
+    assert_eq!(code.len(), 6, "{code}");
+    let error = sms
+        .last_error
+        .clone()
+        .expect("the provider's answer is kept");
+    assert!(error.contains("HTTP 400"), "{error}");
+    assert!(error.contains(r#"{"spaced":"******"}"#), "{error}");
+    let digits: String = error.chars().filter(char::is_ascii_digit).collect();
+    assert!(!digits.contains(&code), "{code} in {error}");
+}
+
 both!(
+    a_code_spelled_in_a_providers_answer_is_not_kept,
     http_sms_is_retried_until_the_provider_takes_it,
     a_failing_provider_hands_over_to_the_next_and_cools_down,
     form_encoded_sms_with_basic_auth,

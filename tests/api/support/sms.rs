@@ -63,6 +63,8 @@ fn form_decode(s: &str) -> String {
 struct SmsState {
     /// Requests still to be refused (503, echoing what they were sent).
     failures_left: AtomicUsize,
+    /// Every request is refused with 400 and the code spelled with spaces.
+    spells_the_code: bool,
     received: Mutex<Vec<SmsRequest>>,
 }
 
@@ -76,9 +78,20 @@ pub struct SmsEndpoint {
 
 impl SmsEndpoint {
     pub async fn start(failures: usize) -> SmsEndpoint {
+        Self::serve(failures, false).await
+    }
+
+    /// An API that refuses every message with 400 and echoes its code spelled with
+    /// spaces: `{"spaced": "2 9 4 5 7 0"}`.
+    pub async fn spelling_the_code() -> SmsEndpoint {
+        Self::serve(0, true).await
+    }
+
+    async fn serve(failures: usize, spells_the_code: bool) -> SmsEndpoint {
         use actix_web::{HttpRequest, HttpResponse, web};
         let state = Arc::new(SmsState {
             failures_left: AtomicUsize::new(failures),
+            spells_the_code,
             received: Mutex::new(Vec::new()),
         });
         let shared = web::Data::from(state.clone());
@@ -106,6 +119,12 @@ impl SmsEndpoint {
                             all.push(request.clone());
                             all.len()
                         };
+                        if state.spells_the_code {
+                            let spaced: Vec<String> =
+                                request.code().chars().map(String::from).collect();
+                            return HttpResponse::BadRequest()
+                                .json(json!({"spaced": spaced.join(" ")}));
+                        }
                         let failing = state
                             .failures_left
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
