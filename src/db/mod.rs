@@ -16,6 +16,8 @@ pub mod twofactor_configs;
 pub mod upstream_keys;
 pub mod users;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -128,8 +130,9 @@ impl ConnectionManager {
                 // exits touches freed OpenSSL state and the process dies of SIGSEGV
                 // (openssl/openssl#6214, sfackler/r2d2#137).
                 openssl_sys::init();
+                let url = with_connect_timeout(url);
                 let mut c =
-                    PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                    PgConnection::establish(&url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 c.batch_execute("SET TIME ZONE 'UTC'")
                     .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Pg(c))
@@ -152,6 +155,15 @@ fn create_private(path: &str) {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let _ = opts.open(path);
+}
+
+/// The URL with libpq's `connect_timeout`, unless it sets one itself.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -185,7 +197,19 @@ pub type Pool = r2d2::Pool<ConnectionManager>;
 pub struct Db {
     pool: Pool,
     url: DatabaseUrl,
+    /// False since a request found no connection, until one gets one again: while the
+    /// database is known to be down, requests wait briefly instead of the full
+    /// timeout, so clients get their 503 at once.
+    reachable: Arc<AtomicBool>,
 }
+
+/// How long a request waits for a pooled connection while the database answers.
+const CONNECTION_WAIT: Duration = Duration::from_secs(10);
+/// ... and while it is known to be down.
+const CONNECTION_WAIT_WHEN_DOWN: Duration = Duration::from_millis(500);
+/// How long a libpq connection attempt may take (an unreachable host otherwise holds
+/// a pool thread for minutes).
+const PG_CONNECT_TIMEOUT_SECS: u32 = 3;
 
 impl Db {
     /// Connects, applies pending migrations and returns the pool.
@@ -197,13 +221,19 @@ impl Db {
             .map_err(|e| format!("cannot open the {} database: {e}", url.backend()))?;
         migrate(&mut first).map_err(|e| format!("migrations failed: {e}"))?;
         drop(first);
+        let reachable = Arc::new(AtomicBool::new(true));
         let pool = r2d2::Pool::builder()
+            .error_handler(Box::new(MarkUnreachable(reachable.clone())))
             .max_size(pool_size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(CONNECTION_WAIT)
             .build(manager)
             .map_err(|e| format!("cannot open the {} database: {e}", url.backend()))?;
-        Ok(Db { pool, url })
+        Ok(Db {
+            pool,
+            url,
+            reachable,
+        })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -216,18 +246,77 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let wait = if self.reachable.load(Ordering::Relaxed) {
+            CONNECTION_WAIT
+        } else {
+            CONNECTION_WAIT_WHEN_DOWN
+        };
+        self.run_waiting(wait, f).await
+    }
+
+    /// As [`Db::run`], waiting at most `wait` for a connection.
+    async fn run_waiting<T, F>(&self, wait: Duration, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (pool, reachable) = (self.pool.clone(), self.reachable.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = checkout(&pool, &reachable, wait)?;
             f(&mut conn)
         })
         .await
         .map_err(Error::internal)?
     }
 
+    /// Whether the database answers a query within `within` (readiness): never
+    /// longer, whatever the database or the pool is doing.
+    pub async fn ready(&self, within: Duration) -> bool {
+        let check = self.run_waiting(within, |c| Ok(c.batch_execute("SELECT 1")?));
+        matches!(tokio::time::timeout(within, check).await, Ok(Ok(())))
+    }
+
     /// For command-line tools that are not async.
     pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>> {
         Ok(self.pool.get()?)
+    }
+}
+
+/// A pooled connection within `wait`, asked for in short slices: a request already
+/// waiting gives up as soon as the pool reports that the database cannot be reached,
+/// rather than at the end of its wait.
+fn checkout(
+    pool: &Pool,
+    reachable: &AtomicBool,
+    wait: Duration,
+) -> std::result::Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match pool.get_timeout(left.min(CONNECTION_WAIT_WHEN_DOWN)) {
+            Ok(c) => {
+                reachable.store(true, Ordering::Relaxed);
+                return Ok(c);
+            }
+            Err(e) if !reachable.load(Ordering::Relaxed) || left <= CONNECTION_WAIT_WHEN_DOWN => {
+                reachable.store(false, Ordering::Relaxed);
+                return Err(e);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Told by the pool of each connection it could not open (or keep): the database is
+/// known to be down until a request gets a connection again.
+#[derive(Debug)]
+struct MarkUnreachable(Arc<AtomicBool>);
+
+impl r2d2::HandleError<diesel::r2d2::Error> for MarkUnreachable {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        if self.0.swap(false, Ordering::Relaxed) {
+            tracing::warn!(error = %error, "the database cannot be reached");
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod bench;
 mod capillary;
 mod cli;
 mod concurrency;
+mod database_faults;
 mod delivery;
 mod gateway;
 mod generate;
