@@ -23,10 +23,16 @@ pub struct DeliverySettings {
     pub console: bool,
     /// Where the built-in `file` provider appends one JSON object per message.
     pub file_path: PathBuf,
-    /// Attempts before a message is marked failed.
+    /// An upper bound on a message's attempts, if positive. 0 (the default): a
+    /// message is retried for as long as its code can be used, and fails only once the
+    /// code has expired, been used or been superseded.
     pub max_attempts: i64,
-    /// First retry delay; doubled on each attempt, with jitter.
+    /// First retry delay; doubled on each attempt, with jitter, up to
+    /// `max_retry_delay_ms`.
     pub retry_base_ms: i64,
+    /// The longest wait between two attempts of a message, so one that keeps failing
+    /// is still tried at least this often (and goes out soon after a provider is back).
+    pub max_retry_delay_ms: i64,
     /// How long a claimed message stays with one dispatcher before another may take it.
     pub lease_seconds: i64,
     /// How often the dispatcher looks for due messages when nothing wakes it.
@@ -209,8 +215,9 @@ impl Default for DeliverySettings {
             provider_cooldown_seconds: 30,
             console: false,
             file_path: "otpgate-deliveries.jsonl".into(),
-            max_attempts: 5,
+            max_attempts: 0,
             retry_base_ms: 1000,
+            max_retry_delay_ms: 30_000,
             lease_seconds: 30,
             poll_interval_ms: 500,
             batch_size: 64,

@@ -1,6 +1,7 @@
 //! The transactional outbox: messages are written with the challenge they carry and
-//! sent later by a dispatcher. States: queued → sending → sent, or failed after the
-//! last attempt, or cancelled while queued when its code stopped working. A claim is
+//! sent later by a dispatcher. States: queued → sending → sent; failed once its code
+//! can no longer be used (or after `max_attempts`, when an operator bounds them), or
+//! cancelled while queued when its code was superseded. A claim is
 //! a lease: rows whose claimer died are claimed again once it runs out.
 //!
 //! The sealed text is dropped once it can no longer be of use: when the message is
@@ -83,6 +84,7 @@ pub fn claim_due(
     limit: i64,
 ) -> QueryResult<Vec<OutboxRow>> {
     super::write_transaction(conn, |conn| {
+        fail_dead_due(conn, now)?;
         match conn {
             DbConnection::Pg(c) => diesel::sql_query(
                 "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, updated_at = $3 \
@@ -115,6 +117,58 @@ pub fn claim_due(
             .select(OutboxRow::as_select())
             .load(conn)
     })
+}
+
+/// Why a message whose code can no longer be used was never sent.
+pub const CODE_EXPIRED: &str = "the code expired before it could be sent";
+pub const CODE_USED: &str = "the code was used before it could be sent";
+pub const CODE_SUPERSEDED: &str = "the code was superseded before it could be sent";
+pub const CODE_GONE: &str = "the code no longer exists";
+
+/// Fails, in one statement, every due message (queued and due, or whose lease ran
+/// out) whose code can no longer be used: expired, used, superseded or gone. Its
+/// `last_error` says why, followed by the last attempt's error if there was one, and
+/// its sealed text is dropped. Messages without a challenge are left alone.
+fn fail_dead_due(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    // The same SQL on both backends but for the placeholders and, on PostgreSQL, rows
+    // another dispatcher is claiming right now, which are skipped.
+    let sql = |p: &dyn Fn(usize) -> String, lock: &str| {
+        format!(
+            "UPDATE outbox SET state = 'failed', payload = NULL, lease_until = NULL, updated_at = {now}, \
+             last_error = COALESCE((SELECT CASE \
+                 WHEN c.consumed_at IS NOT NULL THEN {used} \
+                 WHEN c.superseded_at IS NOT NULL THEN {superseded} \
+                 ELSE {expired} END \
+               FROM challenges c WHERE c.id = outbox.challenge_id), {gone}) \
+               || COALESCE('; last attempt: ' || last_error, '') \
+             WHERE id IN (SELECT o.id FROM outbox o \
+               WHERE o.challenge_id IS NOT NULL \
+                 AND ((o.state = 'queued' AND o.next_attempt_at <= {now}) \
+                   OR (o.state = 'sending' AND o.lease_until < {now})) \
+                 AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.id = o.challenge_id \
+                   AND c.expires_at > {now} AND c.consumed_at IS NULL AND c.superseded_at IS NULL){lock})",
+            now = p(1),
+            used = p(2),
+            superseded = p(3),
+            expired = p(4),
+            gone = p(5),
+        )
+    };
+    macro_rules! run {
+        ($c:expr, $sql:expr) => {
+            diesel::sql_query($sql)
+                .bind::<BigInt, _>(now)
+                .bind::<Text, _>(CODE_USED)
+                .bind::<Text, _>(CODE_SUPERSEDED)
+                .bind::<Text, _>(CODE_EXPIRED)
+                .bind::<Text, _>(CODE_GONE)
+                .execute($c)
+        };
+    }
+    match conn {
+        DbConnection::Pg(c) => run!(c, sql(&|i| format!("${i}"), " FOR UPDATE OF o SKIP LOCKED")),
+        DbConnection::Sqlite(c) => run!(c, sql(&|i| format!("?{i}"), "")),
+    }
 }
 
 /// Records successful sends through `provider` (with the reference it gave, if any)
@@ -239,15 +293,15 @@ pub fn drop_dead_payloads(conn: &mut DbConnection, now: i64) -> QueryResult<usiz
 }
 
 /// The organisation of each of these challenges (whose From and SMS sender their
-/// messages carry).
-pub fn orgs_of(
+/// messages carry) and when its code expires (until when its messages are retried).
+pub fn challenges_of(
     conn: &mut DbConnection,
     challenge_ids: &[String],
-) -> QueryResult<Vec<(String, i64)>> {
+) -> QueryResult<Vec<(String, i64, i64)>> {
     use super::schema::challenges;
     challenges::table
         .filter(challenges::id.eq_any(challenge_ids))
-        .select((challenges::id, challenges::org_id))
+        .select((challenges::id, challenges::org_id, challenges::expires_at))
         .load(conn)
 }
 

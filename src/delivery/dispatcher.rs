@@ -98,32 +98,42 @@ impl Dispatcher {
         let lease_ms = self.settings.lease_seconds * 1000;
         let batch = self.settings.batch_size;
         let claim_id = claim.clone();
-        let (rows, orgs) = self
+        // Each claimed message's code is still usable: the claim fails the others.
+        let (rows, codes) = self
             .db
             .run(move |c| {
                 let now = now_ms();
                 let rows = outbox::claim_due(c, &claim_id, now, now + lease_ms, batch)?;
                 let challenges: Vec<String> =
                     rows.iter().filter_map(|r| r.challenge_id.clone()).collect();
-                let orgs: HashMap<String, i64> = if challenges.is_empty() {
+                let codes: HashMap<String, (i64, i64)> = if challenges.is_empty() {
                     HashMap::new()
                 } else {
-                    outbox::orgs_of(c, &challenges)?.into_iter().collect()
+                    outbox::challenges_of(c, &challenges)?
+                        .into_iter()
+                        .map(|(id, org, expires_at)| (id, (org, expires_at)))
+                        .collect()
                 };
-                Ok((rows, orgs))
+                Ok((rows, codes))
             })
             .await?;
         if rows.is_empty() {
             return Ok(0);
         }
         let n = rows.len();
-        let outcomes = futures_util::future::join_all(rows.iter().map(|r| {
-            let org = r.challenge_id.as_ref().and_then(|c| orgs.get(c)).copied();
-            self.deliver(r, org)
-        }))
+        let code_of = |r: &OutboxRow| r.challenge_id.as_ref().and_then(|c| codes.get(c)).copied();
+        let outcomes = futures_util::future::join_all(
+            rows.iter()
+                .map(|r| self.deliver(r, code_of(r).map(|(org, _)| org))),
+        )
         .await;
+        let expiries: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| code_of(r).map(|(_, expires_at)| expires_at))
+            .collect();
         let settings = self.settings.clone();
-        let results: Vec<(OutboxRow, Outcome)> = rows.into_iter().zip(outcomes).collect();
+        let results: Vec<((OutboxRow, Option<i64>), Outcome)> =
+            rows.into_iter().zip(expiries).zip(outcomes).collect();
         let recorded = self
             .db
             .run(move |c| {
@@ -132,7 +142,7 @@ impl Dispatcher {
                     // One update per provider and reference: all the messages a
                     // provider took without one go together.
                     let mut sent: HashMap<(&str, Option<&str>), Vec<&str>> = HashMap::new();
-                    for (row, outcome) in &results {
+                    for ((row, expires_at), outcome) in &results {
                         match outcome {
                             Outcome::Sent { provider, reference } => {
                                 sent.entry((provider.as_str(), reference.as_deref()))
@@ -141,8 +151,13 @@ impl Dispatcher {
                             }
                             Outcome::Failed(err) => {
                                 let attempt = row.attempts + 1;
-                                let retry = (attempt < settings.max_attempts)
-                                    .then(|| now + backoff_ms(settings.retry_base_ms, attempt));
+                                let retry = retry_at(
+                                    &settings,
+                                    attempt,
+                                    row.challenge_id.is_some(),
+                                    *expires_at,
+                                    now,
+                                );
                                 match retry {
                                     Some(at) => tracing::info!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, retry_in_ms = at - now, error = %err, "message not sent; it will be retried"),
                                     None => tracing::warn!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, error = %err, "message failed after the last attempt"),
@@ -245,24 +260,101 @@ impl Dispatcher {
     }
 }
 
-/// Exponential backoff with full jitter in its upper half: base·2^(n-1) · [0.5, 1).
-fn backoff_ms(base: i64, attempt: i64) -> i64 {
-    let exp = base.saturating_mul(1i64 << (attempt - 1).clamp(0, 20));
-    let capped = exp.min(3_600_000);
-    capped / 2 + rand::rng().random_range(0..=capped / 2)
+/// Attempts of a message that carries no code (so has no code's life to bound its
+/// retries) when `max_attempts` sets no bound.
+const ATTEMPTS_WITHOUT_A_CODE: i64 = 5;
+
+/// When a message whose `attempt`-th attempt failed is tried again, or None when it
+/// has failed for good. A message carrying a code is retried for as long as the code
+/// may be used (never later than its expiry, when the claim fails it if it is still
+/// unsent), up to `max_attempts` when that is positive; one without a code, up to
+/// `max_attempts` or [`ATTEMPTS_WITHOUT_A_CODE`].
+fn retry_at(
+    settings: &DeliverySettings,
+    attempt: i64,
+    has_code: bool,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Option<i64> {
+    let bound = match settings.max_attempts {
+        n if n > 0 => n,
+        _ if has_code => i64::MAX,
+        _ => ATTEMPTS_WITHOUT_A_CODE,
+    };
+    if attempt >= bound {
+        return None;
+    }
+    let at = now + backoff_ms(settings.retry_base_ms, attempt, settings.max_retry_delay_ms);
+    Some(expires_at.map_or(at, |e| at.min(e.max(now))))
+}
+
+/// Exponential backoff with jitter in its upper half: min(base·2^(n-1), cap) · [0.5, 1].
+fn backoff_ms(base: i64, attempt: i64, cap: i64) -> i64 {
+    let exp = base.saturating_mul(1i64 << (attempt - 1).clamp(0, 40));
+    let capped = exp.min(cap).max(1);
+    capped / 2 + rand::rng().random_range(0..=capped - capped / 2)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::backoff_ms;
+    use super::{backoff_ms, retry_at};
+    use crate::config::DeliverySettings;
 
     #[test]
     fn backoff_grows_and_stays_bounded() {
         for attempt in 1..6 {
-            let b = backoff_ms(1000, attempt);
+            let b = backoff_ms(1000, attempt, 30_000);
             let full = 1000 * (1 << (attempt - 1));
             assert!(b >= full / 2 && b <= full, "attempt {attempt}: {b}");
         }
-        assert!(backoff_ms(1000, 60) <= 3_600_000);
+    }
+
+    #[test]
+    fn backoff_is_capped_however_many_attempts_failed() {
+        for attempt in [6, 10, 30, 63, 1_000, i64::MAX] {
+            let b = backoff_ms(1000, attempt, 30_000);
+            assert!((15_000..=30_000).contains(&b), "attempt {attempt}: {b}");
+        }
+        // A cap below the base wins, and the smallest delays stay positive.
+        assert!((250..=500).contains(&backoff_ms(1000, 1, 500)));
+        assert!((0..=1).contains(&backoff_ms(1, 1, 1)));
+        assert!(backoff_ms(i64::MAX, 40, i64::MAX) > 0);
+    }
+
+    #[test]
+    fn a_message_with_a_code_is_retried_until_the_code_expires() {
+        let s = DeliverySettings::default();
+        assert_eq!(s.max_attempts, 0);
+        let now = 1_000_000;
+        let expires = now + 600_000;
+        for attempt in [1, 5, 50, 10_000] {
+            let at = retry_at(&s, attempt, true, Some(expires), now).expect("retried");
+            assert!(at > now && at <= now + 30_000, "attempt {attempt}: {at}");
+        }
+        // Never later than the expiry, when the claim fails it.
+        assert_eq!(
+            retry_at(&s, 20, true, Some(now + 100), now),
+            Some(now + 100)
+        );
+        assert_eq!(retry_at(&s, 20, true, Some(now - 5), now), Some(now));
+    }
+
+    #[test]
+    fn a_positive_max_attempts_bounds_every_message() {
+        let s = DeliverySettings {
+            max_attempts: 3,
+            ..DeliverySettings::default()
+        };
+        let now = 1_000_000;
+        assert!(retry_at(&s, 2, true, Some(now + 600_000), now).is_some());
+        assert_eq!(retry_at(&s, 3, true, Some(now + 600_000), now), None);
+        assert_eq!(retry_at(&s, 3, false, None, now), None);
+    }
+
+    #[test]
+    fn a_message_without_a_code_keeps_a_bounded_number_of_attempts() {
+        let s = DeliverySettings::default();
+        assert!(retry_at(&s, 4, false, None, 0).is_some());
+        assert_eq!(retry_at(&s, 5, false, None, 0), None);
     }
 }

@@ -72,16 +72,23 @@ pub(super) fn check(d: &DeliverySettings, problems: &mut Vec<String>) {
             }
         }
     }
-    if d.max_attempts < 1
-        || d.retry_base_ms < 1
-        || d.lease_seconds < 1
-        || d.poll_interval_ms < 10
-        || d.batch_size < 1
-    {
+    if d.retry_base_ms < 1 || d.lease_seconds < 1 || d.poll_interval_ms < 10 || d.batch_size < 1 {
         problems.push(
-            "delivery: max_attempts, retry_base_ms, lease_seconds and batch_size must be positive, poll_interval_ms at least 10"
+            "delivery: retry_base_ms, lease_seconds and batch_size must be positive, poll_interval_ms at least 10"
                 .into(),
         );
+    }
+    if d.max_attempts < 0 {
+        problems.push(
+            "delivery.max_attempts: must be 0 (retry while the code can be used) or a positive upper bound"
+                .into(),
+        );
+    }
+    if d.max_retry_delay_ms < d.retry_base_ms.max(1) {
+        problems.push(format!(
+            "delivery.max_retry_delay_ms: must be at least retry_base_ms ({})",
+            d.retry_base_ms
+        ));
     }
     fn template(problems: &mut Vec<String>, name: &str, text: &str, needs_code: bool) {
         if let Err(e) = check_template(text, MESSAGE_PLACEHOLDERS, needs_code) {
@@ -322,6 +329,30 @@ mod tests {
         ] {
             assert!(e.contains(expected), "missing: {expected}\nin:\n{e}");
         }
+    }
+
+    #[test]
+    fn retry_settings_are_checked() {
+        let e = load_text(
+            r#"
+            [delivery]
+            max_attempts = -1
+            retry_base_ms = 5000
+            max_retry_delay_ms = 1000
+            "#,
+        )
+        .unwrap_err();
+        assert!(e.contains("delivery.max_attempts: must be 0"), "{e}");
+        assert!(
+            e.contains("delivery.max_retry_delay_ms: must be at least retry_base_ms (5000)"),
+            "{e}"
+        );
+        let s = load_text("[delivery]\nmax_attempts = 4\n").unwrap();
+        assert_eq!(
+            (s.delivery.max_attempts, s.delivery.max_retry_delay_ms),
+            (4, 30_000)
+        );
+        assert_eq!(load_text("").unwrap().delivery.max_attempts, 0);
     }
 
     /// The delivery reference's examples are configurations that start.

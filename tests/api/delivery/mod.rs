@@ -8,6 +8,7 @@ use otpgate::db::outbox::Listing;
 use crate::support::sms::{self, SmsEndpoint};
 
 mod http_sms;
+mod outage;
 mod outbox;
 mod smtp;
 mod sync;

@@ -91,6 +91,7 @@ async fn synchronous_sends_report_the_outcome(b: Backend) {
     let slow = spawn_with(b, move |s| {
         s.delivery.max_attempts = 50;
         s.delivery.retry_base_ms = 60_000;
+        s.delivery.max_retry_delay_ms = 60_000;
         s.delivery.providers = vec![sms::json_provider("refusing", &r)];
         s.delivery.sms = vec!["refusing".into()];
         s.otp.channels = vec!["sms".into()];
