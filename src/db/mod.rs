@@ -227,6 +227,7 @@ impl Db {
             .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(CONNECTION_WAIT)
+            .test_on_check_out(false)
             .build(manager)
             .map_err(|e| format!("cannot open the {} database: {e}", url.backend()))?;
         Ok(Db {
@@ -241,9 +242,16 @@ impl Db {
     }
 
     /// Runs blocking database work on the blocking pool with a pooled connection.
+    ///
+    /// A connection that turns out to be dead (the server restarted, a proxy or
+    /// firewall dropped it, an administrator terminated it) fails the work before
+    /// anything is committed; the work is then run once more on a connection that
+    /// answers. Work whose commit was sent is never run again: whether it committed
+    /// cannot be known. Connections are therefore not tested when taken from the
+    /// pool, which would cost every request a round trip.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let wait = if self.reachable.load(Ordering::Relaxed) {
@@ -255,15 +263,30 @@ impl Db {
     }
 
     /// As [`Db::run`], waiting at most `wait` for a connection.
-    async fn run_waiting<T, F>(&self, wait: Duration, f: F) -> Result<T>
+    async fn run_waiting<T, F>(&self, wait: Duration, mut f: F) -> Result<T>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (pool, reachable) = (self.pool.clone(), self.reachable.clone());
         tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + wait;
             let mut conn = checkout(&pool, &reachable, wait)?;
-            f(&mut conn)
+            COMMIT_SENT.set(false);
+            match f(&mut conn) {
+                Err(Error::Internal(e)) if !COMMIT_SENT.get() && lost(&mut conn) => {
+                    discard(&mut conn);
+                    drop(conn);
+                    tracing::warn!(
+                        error = %e,
+                        "a database connection was lost before anything was committed; \
+                         running the work again on another"
+                    );
+                    let mut conn = checkout_live(&pool, &reachable, deadline)?;
+                    f(&mut conn)
+                }
+                other => other,
+            }
         })
         .await
         .map_err(Error::internal)?
@@ -304,6 +327,41 @@ fn checkout(
             }
             Err(_) => {}
         }
+    }
+}
+
+thread_local! {
+    /// Whether the work running on this thread has sent a COMMIT (see
+    /// [`write_transaction`]): after that, a lost connection leaves the outcome unknown.
+    static COMMIT_SENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a connection whose work just failed is gone: it no longer answers.
+fn lost(conn: &mut DbConnection) -> bool {
+    conn.batch_execute("SELECT 1").is_err()
+}
+
+/// Marks a connection so that the pool closes it rather than hand it out again.
+fn discard(conn: &mut DbConnection) {
+    per_backend!(conn, |c| {
+        AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error()
+    });
+}
+
+/// A pooled connection that answers, before `deadline`. Connections the pool still
+/// holds may have died with the one just lost; each that does not answer is closed.
+fn checkout_live(
+    pool: &Pool,
+    reachable: &AtomicBool,
+    deadline: std::time::Instant,
+) -> std::result::Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut conn = checkout(pool, reachable, left.max(CONNECTION_WAIT_WHEN_DOWN))?;
+        if !lost(&mut conn) {
+            return Ok(conn);
+        }
+        discard(&mut conn);
     }
 }
 
@@ -368,6 +426,14 @@ where
     }
     match f(conn) {
         Ok(value) => {
+            let outermost = per_backend!(conn, |c| {
+                AnsiTransactionManager::transaction_manager_status_mut(c)
+                    .transaction_depth()
+                    .is_ok_and(|d| d.is_some_and(|d| d.get() == 1))
+            });
+            if outermost {
+                COMMIT_SENT.set(true);
+            }
             per_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;
             Ok(value)
         }

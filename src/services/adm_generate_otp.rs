@@ -71,8 +71,8 @@ async fn second_factor(state: &AppState, caller: Caller, claimed: Claimed) -> Re
     let session_settings = state.settings.session.clone();
     let user_id = user.id;
     let (issued, token) = super::issuing(state, move |c, keys, templates| {
-        let issued = otp::issue(c, keys, templates, request)?;
-        let token = match existing_token {
+        let issued = otp::issue(c, keys, templates, &request)?;
+        let token = match existing_token.clone() {
             Some(t) => t,
             None => sessions::create(c, user_id, None, &session_settings)?,
         };
@@ -146,8 +146,8 @@ async fn login_code(state: &AppState, l: LoginCode) -> Result<Outcome> {
             None if reveal => return Err(Error::UserNotFound),
             None => decoy_for(keys, &settings, &l, Decoy::UnknownUser),
         };
-        request.device_id = Some(l.device_id);
-        let issued = otp::issue(c, keys, templates, request)?;
+        request.device_id = Some(l.device_id.clone());
+        let issued = otp::issue(c, keys, templates, &request)?;
         Ok((issued, sent_to))
     })
     .await?;

@@ -68,7 +68,7 @@ pub async fn call(state: &AppState, input: SessionRequest) -> Result<()> {
         request.subject = brands::subject(&session.id);
         request.user_id = session.user_id.map(UserId);
         request.destinations = destinations;
-        otp::issue(c, keys, templates, request)?;
+        otp::issue(c, keys, templates, &request)?;
         Ok(())
     })
     .await

@@ -33,7 +33,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                 .ok_or(Error::UnknownTransaction)?;
             let req = VerifyRequest {
                 transaction_id: ChallengeId::from_stored(latest.id),
-                code: input.code,
+                code: input.code.clone(),
                 device_id: None,
                 subject: Some(subject),
                 purposes: &[brands::PURPOSE],

@@ -60,7 +60,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             }
             let session = BrandSession {
                 user_id: user.as_ref().map(|u| u.id),
-                ..session
+                ..session.clone()
             };
             capillary_sessions::insert(c, &session)?;
             let told = user.filter(|_| reveal);

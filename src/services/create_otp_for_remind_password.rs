@@ -63,7 +63,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             .first()
             .map(|d| mask::phone(&d.address))
             .unwrap_or_default();
-        let issued = otp::issue(c, keys, templates, request)?;
+        let issued = otp::issue(c, keys, templates, &request)?;
         Ok((issued, phone_masked))
     })
     .await?;

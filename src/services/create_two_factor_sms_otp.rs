@@ -75,7 +75,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     request.sms_template = config.as_ref().and_then(|c| c.sms_template.clone());
     request.reveal_code = config.as_ref().is_some_and(|c| c.return_code);
     let issued = super::issuing(state, move |c, keys, templates| {
-        otp::issue(c, keys, templates, request)
+        otp::issue(c, keys, templates, &request)
     })
     .await?;
     let delivered = match input.wait_for_delivery {

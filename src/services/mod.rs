@@ -48,9 +48,10 @@ pub async fn contained<T>(operation: impl Future<Output = Result<T>>) -> (Result
 pub(crate) async fn issuing<T, F>(state: &AppState, work: F) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConnection, &Keys, &Templates) -> Result<T> + Send + 'static,
+    F: FnMut(&mut DbConnection, &Keys, &Templates) -> Result<T> + Send + 'static,
 {
     let (keys, templates) = (state.keys.clone(), state.templates.clone());
+    let mut work = work;
     let result = state.db.run(move |c| work(c, &keys, &templates)).await;
     if result.is_ok() {
         state.outbox_wake.notify_one();

@@ -43,19 +43,19 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     let (verified, change_request_id) = state
         .db
         .run(move |c| {
-            let transaction_id = match input.otp {
-                OtpRef::Transaction(id) => id,
+            let transaction_id = match &input.otp {
+                OtpRef::Transaction(id) => id.clone(),
                 OtpRef::Numeric { id, .. } => ChallengeId::from_stored(
-                    challenges::find_by_numeric_id(c, id)?
+                    challenges::find_by_numeric_id(c, *id)?
                         .ok_or(Error::UnknownTransaction)?
                         .id,
                 ),
             };
             let req = VerifyRequest {
                 transaction_id,
-                code: input.code,
+                code: input.code.clone(),
                 device_id: None,
-                subject: customer.map(|u| format!("customer:{u}")),
+                subject: customer.as_ref().map(|u| format!("customer:{u}")),
                 purposes: &["twofactor", "remind_password"],
                 allow_revalidate: input.allow_revalidate,
             };

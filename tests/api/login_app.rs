@@ -215,10 +215,10 @@ async fn sessions_expire_absolutely_and_when_idle(b: Backend) {
         .db
         .run(move |c| {
             let now = otpgate::db::now_ms();
-            diesel::update(sessions::table.find(he))
+            diesel::update(sessions::table.find(&he))
                 .set(sessions::expires_at.eq(now - 1))
                 .execute(c)?;
-            diesel::update(sessions::table.find(hi))
+            diesel::update(sessions::table.find(&hi))
                 .set(sessions::last_seen_at.eq(now - 91 * 60_000))
                 .execute(c)?;
             Ok(())

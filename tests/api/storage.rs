@@ -359,8 +359,8 @@ async fn superseding_cancels_queued_messages(b: Backend) {
         .db
         .run(move |c| {
             Ok((
-                issue(c, &keys, &templates, mk())?,
-                issue(c, &keys, &templates, mk())?,
+                issue(c, &keys, &templates, &mk())?,
+                issue(c, &keys, &templates, &mk())?,
             ))
         })
         .await

@@ -22,15 +22,15 @@ pub fn issue(
     conn: &mut DbConnection,
     keys: &Keys,
     templates: &Templates,
-    req: IssueRequest,
+    req: &IssueRequest,
 ) -> Result<Issued> {
     if req.destinations.is_empty() {
         return Err(Error::NoDestination);
     }
     write_transaction(conn, |conn| -> Result<Result<Issued>> {
         let now = now_ms();
-        let limit_keys = limit_keys(&req);
-        if let Err(e) = check_limits(conn, &req, &limit_keys, now)? {
+        let limit_keys = limit_keys(req);
+        if let Err(e) = check_limits(conn, req, &limit_keys, now)? {
             let masked: Vec<String> = req.destinations.iter().map(Destination::masked).collect();
             let event = Event {
                 event: EVENT,
@@ -44,11 +44,11 @@ pub fn issue(
         }
         challenges::supersede_open(conn, &req.subject, req.purpose, now)?;
         let code = generate_code(req.policy.length);
-        let challenge = store_challenge(conn, keys, &req, &code, now)?;
+        let challenge = store_challenge(conn, keys, req, &code, now)?;
         for key in &limit_keys {
             limits::record_send(conn, key, now)?;
         }
-        let outbox_ids = queue_messages(conn, keys, templates, &req, &challenge, &code, now)?;
+        let outbox_ids = queue_messages(conn, keys, templates, req, &challenge, &code, now)?;
         let event = Event {
             event: EVENT,
             outcome: req.decoy.map_or("ok", |d| d.outcome()),
@@ -64,7 +64,7 @@ pub fn issue(
             transaction_id: ChallengeId::from_stored(challenge.id),
             reference: challenge.reference,
             expires_at: challenge.expires_at,
-            destinations: req.destinations,
+            destinations: req.destinations.clone(),
             outbox_ids,
         }))
     })?

@@ -35,7 +35,7 @@ async fn sessions_expire(b: Backend) {
         .db
         .run(move |c| {
             use otpgate::db::schema::challenges as ch;
-            diesel::update(ch::table.filter(ch::subject.eq(subject)))
+            diesel::update(ch::table.filter(ch::subject.eq(&subject)))
                 .set(ch::expires_at.eq(now_ms() - 1))
                 .execute(c)?;
             Ok(())
@@ -54,7 +54,7 @@ async fn sessions_expire(b: Backend) {
     app.app
         .db
         .run(move |c| {
-            diesel::update(sessions_t::table.find(id))
+            diesel::update(sessions_t::table.find(&id))
                 .set(sessions_t::expires_at.eq(now_ms() - 1))
                 .execute(c)?;
             Ok(())

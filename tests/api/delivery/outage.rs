@@ -103,7 +103,12 @@ async fn a_message_whose_code_expires_during_an_outage_fails_and_is_never_sent(b
     let text: Option<Vec<u8>> = app
         .app
         .db
-        .run(move |c| Ok(outbox_t::table.find(i).select(outbox_t::payload).first(c)?))
+        .run(move |c| {
+            Ok(outbox_t::table
+                .find(&i)
+                .select(outbox_t::payload)
+                .first(c)?)
+        })
         .await
         .unwrap();
     assert_eq!(text, None, "the text of a dead code is dropped");

@@ -86,7 +86,7 @@ pub async fn issue_codes(app: &AppState, numbers: &[String]) -> Vec<String> {
             let mut ids = Vec::new();
             for (i, n) in numbers.iter().enumerate() {
                 let request = sms_issue_request(&settings, &format!("user:{i}"), n);
-                ids.extend(issue(c, &keys, &templates, request)?.outbox_ids);
+                ids.extend(issue(c, &keys, &templates, &request)?.outbox_ids);
             }
             Ok(ids)
         })
