@@ -1,6 +1,7 @@
 //! otp/validate: checks the code of an open session's latest OTP. A right code closes
 //! the session in the same transaction that spends the code. The wrong code that uses
 //! up the retries ends the session: a new code on it would bring fresh retries.
+//! Parallel requests on one session get the answers they would get one after another.
 
 use crate::core::brands::{self, BrandSession, SessionRequest};
 use crate::core::ids::ChallengeId;
@@ -56,10 +57,19 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                     session,
                     user_has_password,
                 }),
-                Err(e @ (Error::WrongCode { remaining: 0 } | Error::TooManyAttempts)) => {
+                Err(e @ Error::WrongCode { remaining: 0 }) => {
                     capillary_sessions::end(c, &session.id, now_ms())?;
                     Err(e)
                 }
+                // A parallel request spent the last retry, or the code, after this one
+                // found the session open. Each request is answered as it would be had
+                // they come one after another: only the request that spent the last
+                // retry is told so (1518); those after it find the session closed.
+                Err(Error::TooManyAttempts) => {
+                    capillary_sessions::end(c, &session.id, now_ms())?;
+                    Err(Error::InvalidSession)
+                }
+                Err(Error::CodeAlreadyUsed) => Err(Error::InvalidSession),
                 Err(e) => Err(e),
             }
         })

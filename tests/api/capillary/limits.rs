@@ -1,6 +1,7 @@
 //! The per-brand limits: OTP retries, OTPs per customer and window (kept through
 //! housekeeping), and what using them up does to the session.
 
+use futures_util::future::join_all;
 use otpgate::cli::BrandSettings;
 use otpgate::db::now_ms;
 
@@ -216,7 +217,48 @@ async fn housekeeping_keeps_sends_for_a_brands_window(b: Backend) {
     failed(&app.cap(&route(false, "otp/generate"), req).await, 1534);
 }
 
+/// Fifty wrong codes at once on one session get what fifty in a row would: "Invalid
+/// OTP." while retries are left, 1518 once, for the guess that used them up, and
+/// "Invalid session." after it. Fifty right codes at once: one validates, the others
+/// find the session closed.
+async fn parallel_validations_each_get_their_own_answer(b: Backend) {
+    let app = spawn(b).await;
+    app.add_brand("DocDemo", BrandSettings::default()).await;
+    let validate = route(false, "otp/validate");
+    let codes = |answers: &[Answer]| {
+        let mut n = std::collections::BTreeMap::new();
+        for a in answers {
+            *n.entry(status(a).1).or_insert(0) += 1;
+        }
+        n
+    };
+    let Generated { req, code, .. } = app
+        .cap_generated(false, "DocDemo", ("MOBILE", "919999999981"), "sms")
+        .await;
+    let guess = with_otp(req.clone(), wrong(&code));
+    let answers = join_all((0..50).map(|_| app.cap(&validate, guess.clone()))).await;
+    assert_eq!(
+        codes(&answers),
+        [(1505, 45), (1506, 4), (1518, 1)].into_iter().collect(),
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+
+    let Generated { req, code, .. } = app
+        .cap_generated(false, "DocDemo", ("MOBILE", "919999999982"), "sms")
+        .await;
+    let right = with_otp(req, code);
+    let answers = join_all((0..50).map(|_| app.cap(&validate, right.clone()))).await;
+    assert_eq!(
+        codes(&answers),
+        [(200, 1), (1505, 49)].into_iter().collect(),
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+}
+
 both!(
+    parallel_validations_each_get_their_own_answer,
     retries_are_limited_per_brand,
     otp_limits_are_per_brand,
     used_up_retries_close_the_session,
