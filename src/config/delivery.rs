@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,10 @@ pub struct DeliverySettings {
     /// The longest wait between two attempts of a message, so one that keeps failing
     /// is still tried at least this often (and goes out soon after a provider is back).
     pub max_retry_delay_ms: i64,
-    /// How long a claimed message stays with one dispatcher before another may take it.
+    /// How long a claimed message stays with one dispatcher before another may take
+    /// it (after a crash, how long its messages wait). 0 (the default): sized to the
+    /// providers, the sum of one channel's provider timeouts (the longest channel) and
+    /// 5 s to record the outcome.
     pub lease_seconds: i64,
     /// How often the dispatcher looks for due messages when nothing wakes it.
     pub poll_interval_ms: u64,
@@ -87,6 +91,38 @@ pub enum ProviderSettings {
     HttpSms(HttpSmsSettings),
     File(FileSettings),
     Log(LogProviderSettings),
+}
+
+/// What a lease sized to the providers adds to their timeouts, for recording.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// The time given to a provider that has no timeout of its own (`file`, `log`).
+const LOCAL_PROVIDER_TIME: Duration = Duration::from_secs(1);
+
+impl DeliverySettings {
+    /// The lease of a claim, and the time one attempt of a message may take within
+    /// it: every provider of its channel in turn, each within its own timeout. An
+    /// explicit `lease_seconds` gives each attempt half of it.
+    pub fn lease_and_budget(&self) -> (Duration, Duration) {
+        if self.lease_seconds > 0 {
+            let lease = Duration::from_secs(self.lease_seconds.unsigned_abs());
+            return (lease, lease / 2);
+        }
+        let budget = [&self.email, &self.sms]
+            .into_iter()
+            .map(|names| names.iter().map(|n| self.provider_time(n)).sum())
+            .max()
+            .unwrap_or(LOCAL_PROVIDER_TIME)
+            .max(LOCAL_PROVIDER_TIME);
+        (budget + LEASE_MARGIN, budget)
+    }
+
+    fn provider_time(&self, name: &str) -> Duration {
+        match self.providers.iter().find(|p| p.name() == name) {
+            Some(ProviderSettings::Smtp(s)) => Duration::from_secs(s.timeout_seconds),
+            Some(ProviderSettings::HttpSms(h)) => Duration::from_secs(h.timeout_seconds),
+            _ => LOCAL_PROVIDER_TIME,
+        }
+    }
 }
 
 impl ProviderSettings {
@@ -218,7 +254,7 @@ impl Default for DeliverySettings {
             max_attempts: 0,
             retry_base_ms: 1000,
             max_retry_delay_ms: 30_000,
-            lease_seconds: 30,
+            lease_seconds: 0,
             poll_interval_ms: 500,
             batch_size: 64,
             app_name: "otpgate".into(),

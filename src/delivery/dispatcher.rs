@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use super::redact::scrub;
 use super::{Message, Outgoing, Providers, Templates};
@@ -28,6 +29,38 @@ pub struct Dispatcher {
     templates: Arc<Templates>,
     settings: DeliverySettings,
     wake: Arc<Notify>,
+}
+
+/// A claimed message, with what its sending needs to know.
+struct Claimed {
+    row: OutboxRow,
+    /// The organisation of its code, for the sender and From.
+    org_id: Option<i64>,
+    /// When its code expires, if it carries one.
+    expires_at: Option<i64>,
+    /// How long its attempt may take, within the claim's lease.
+    budget: Duration,
+}
+
+/// A claimed message and what became of it.
+struct Done {
+    claimed: Claimed,
+    outcome: Outcome,
+}
+
+/// `first`, and every other delivery already finished, without waiting for more.
+fn drain(first: Result<Done, tokio::task::JoinError>, sending: &mut JoinSet<Done>) -> Vec<Done> {
+    let mut done = Vec::new();
+    let mut next = Some(first);
+    while let Some(joined) = next {
+        match joined {
+            Ok(d) => done.push(d),
+            // The message stays claimed and is sent again after its lease.
+            Err(e) => tracing::error!(error = %e, "a message's delivery task failed"),
+        }
+        next = sending.try_join_next();
+    }
+    done
 }
 
 enum Outcome {
@@ -55,55 +88,73 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown` turns true, finishing the batch in hand.
+    /// Runs until `shutdown` turns true, finishing the messages in hand.
+    ///
+    /// Up to `batch_size` messages are in the providers' hands at once. Each outcome
+    /// is recorded as soon as it is known, with whatever other outcomes are known by
+    /// then, and the room it frees is filled by the next due messages: a message a
+    /// provider took is never left unrecorded while slower ones are still being sent
+    /// (a process that dies then leaves as few sent messages as possible to be sent
+    /// again), and a slow provider never holds up the messages behind it.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let this = Arc::new(self);
+        let poll = Duration::from_millis(this.settings.poll_interval_ms);
+        let mut sending: JoinSet<Done> = JoinSet::new();
         let mut last_sweep: Option<Instant> = None;
+        let mut look = true;
         loop {
             if *shutdown.borrow() {
+                while let Some(first) = sending.join_next().await {
+                    this.record(drain(first, &mut sending)).await;
+                }
                 return;
             }
-            let handled = match self.run_once().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox dispatch failed");
-                    0
+            let room = this.settings.batch_size - sending.len() as i64;
+            if look && room > 0 {
+                look = false;
+                match this.claim(room).await {
+                    Ok(claimed) => {
+                        // A full claim may have left more that is due.
+                        look = claimed.len() as i64 == room;
+                        let idle = claimed.is_empty() && sending.is_empty();
+                        for c in claimed {
+                            let this = this.clone();
+                            sending.spawn(async move { this.deliver(c).await });
+                        }
+                        if idle && last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+                            last_sweep = Some(Instant::now());
+                            this.sweep().await;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming due messages failed"),
                 }
-            };
-            if handled as i64 >= self.settings.batch_size {
-                continue;
-            }
-            // Housekeeping of its own, when there is nothing to send.
-            if handled == 0 && last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
-                last_sweep = Some(Instant::now());
-                let swept = self
-                    .db
-                    .run(|c| Ok(outbox::drop_dead_payloads(c, now_ms())?))
-                    .await;
-                if let Err(e) = swept {
-                    tracing::warn!(error = ?e, "dropping the texts of dead messages failed");
+                if look {
+                    continue;
                 }
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+                Some(first) = sending.join_next(), if !sending.is_empty() => {
+                    this.record(drain(first, &mut sending)).await;
+                    look = true;
+                }
+                _ = this.wake.notified() => look = true,
+                _ = tokio::time::sleep(poll) => look = true,
                 _ = shutdown.changed() => {}
             }
         }
     }
 
-    /// Claims and sends one batch; returns how many messages it handled.
-    pub async fn run_once(&self) -> crate::error::Result<usize> {
+    /// Claims up to `limit` due messages. Each one's code is still usable: the claim
+    /// fails the others.
+    async fn claim(&self, limit: i64) -> crate::error::Result<Vec<Claimed>> {
         let claim = uuid::Uuid::new_v4().to_string();
-        let lease_ms = self.settings.lease_seconds * 1000;
-        let batch = self.settings.batch_size;
-        let claim_id = claim.clone();
-        // Each claimed message's code is still usable: the claim fails the others.
+        let (lease, budget) = self.settings.lease_and_budget();
+        let lease_ms = lease.as_millis() as i64;
         let (rows, codes) = self
             .db
             .run(move |c| {
                 let now = now_ms();
-                let rows = outbox::claim_due(c, &claim_id, now, now + lease_ms, batch)?;
+                let rows = outbox::claim_due(c, &claim, now, now + lease_ms, limit)?;
                 let challenges: Vec<String> =
                     rows.iter().filter_map(|r| r.challenge_id.clone()).collect();
                 let codes: HashMap<String, (i64, i64)> = if challenges.is_empty() {
@@ -117,37 +168,64 @@ impl Dispatcher {
                 Ok((rows, codes))
             })
             .await?;
-        if rows.is_empty() {
-            return Ok(0);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let code = row
+                    .challenge_id
+                    .as_ref()
+                    .and_then(|c| codes.get(c))
+                    .copied();
+                Claimed {
+                    row,
+                    org_id: code.map(|(org, _)| org),
+                    expires_at: code.map(|(_, expires_at)| expires_at),
+                    budget,
+                }
+            })
+            .collect())
+    }
+
+    /// Drops the sealed texts of failed messages whose code no longer works.
+    async fn sweep(&self) {
+        let swept = self
+            .db
+            .run(|c| Ok(outbox::drop_dead_payloads(c, now_ms())?))
+            .await;
+        if let Err(e) = swept {
+            tracing::warn!(error = ?e, "dropping the texts of dead messages failed");
         }
-        let n = rows.len();
-        let code_of = |r: &OutboxRow| r.challenge_id.as_ref().and_then(|c| codes.get(c)).copied();
-        let outcomes = futures_util::future::join_all(
-            rows.iter()
-                .map(|r| self.deliver(r, code_of(r).map(|(org, _)| org))),
-        )
-        .await;
-        let expiries: Vec<Option<i64>> = rows
-            .iter()
-            .map(|r| code_of(r).map(|(_, expires_at)| expires_at))
-            .collect();
+    }
+
+    /// Records outcomes in one transaction. A failure leaves the messages claimed:
+    /// they are sent again once their lease runs out.
+    async fn record(&self, done: Vec<Done>) {
+        if done.is_empty() {
+            return;
+        }
         let settings = self.settings.clone();
-        let results: Vec<((OutboxRow, Option<i64>), Outcome)> =
-            rows.into_iter().zip(expiries).zip(outcomes).collect();
         let recorded = self
             .db
             .run(move |c| {
                 write_transaction(c, |c| {
                     let now = now_ms();
-                    // One update per provider and reference: all the messages a
+                    // One update per claim, provider and reference: the messages a
                     // provider took without one go together.
-                    let mut sent: HashMap<(&str, Option<&str>), Vec<&str>> = HashMap::new();
-                    for ((row, expires_at), outcome) in &results {
+                    let mut sent: HashMap<(&str, &str, Option<&str>), Vec<&str>> =
+                        HashMap::new();
+                    for Done { claimed, outcome } in &done {
+                        let Claimed {
+                            row, expires_at, ..
+                        } = claimed;
                         match outcome {
                             Outcome::Sent { provider, reference } => {
-                                sent.entry((provider.as_str(), reference.as_deref()))
-                                    .or_default()
-                                    .push(row.id.as_str());
+                                sent.entry((
+                                    row.claimed_by.as_deref().unwrap_or_default(),
+                                    provider.as_str(),
+                                    reference.as_deref(),
+                                ))
+                                .or_default()
+                                .push(row.id.as_str());
                             }
                             Outcome::Failed(err) => {
                                 let attempt = row.attempts + 1;
@@ -162,23 +240,35 @@ impl Dispatcher {
                                     Some(at) => tracing::info!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, retry_in_ms = at - now, error = %err, "message not sent; it will be retried"),
                                     None => tracing::warn!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, error = %err, "message failed after the last attempt"),
                                 }
-                                outbox::mark_attempt_failed(c, &row.id, &claim, err, retry, now)?;
+                                let claim = row.claimed_by.as_deref().unwrap_or_default();
+                                outbox::mark_attempt_failed(c, &row.id, claim, err, retry, now)?;
                             }
                         }
                     }
-                    for ((provider, reference), ids) in sent {
-                        outbox::mark_sent(c, &ids, &claim, provider, reference, now)?;
+                    for ((claim, provider, reference), ids) in sent {
+                        outbox::mark_sent(c, &ids, claim, provider, reference, now)?;
                     }
                     Ok(())
                 })
             })
             .await;
         super::outcomes_recorded();
-        recorded?;
-        Ok(n)
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "recording the outcome of messages failed");
+        }
     }
 
-    async fn deliver(&self, row: &OutboxRow, org_id: Option<i64>) -> Outcome {
+    /// Hands one message to its channel's providers in turn until one takes it, all
+    /// within `budget` (inside the claim's lease, so no other dispatcher takes the
+    /// message over while this one may still be sending it).
+    async fn deliver(&self, claimed: Claimed) -> Done {
+        let outcome = self
+            .send(&claimed.row, claimed.org_id, claimed.budget)
+            .await;
+        Done { claimed, outcome }
+    }
+
+    async fn send(&self, row: &OutboxRow, org_id: Option<i64>, budget: Duration) -> Outcome {
         let Some(message) = row
             .payload
             .as_deref()
@@ -201,9 +291,6 @@ impl Dispatcher {
             sender: org_id.and_then(|o| self.templates.sms_sender(o)),
         };
         let mut errors = Vec::new();
-        // Every provider together stays well inside the lease, so no other dispatcher
-        // takes the message over while this one may still be sending it.
-        let budget = Duration::from_millis((self.settings.lease_seconds * 500) as u64);
         let deadline = tokio::time::Instant::now() + budget;
         for p in self.providers.to_try(channel) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -72,9 +72,15 @@ pub(super) fn check(d: &DeliverySettings, problems: &mut Vec<String>) {
             }
         }
     }
-    if d.retry_base_ms < 1 || d.lease_seconds < 1 || d.poll_interval_ms < 10 || d.batch_size < 1 {
+    if d.retry_base_ms < 1 || d.poll_interval_ms < 10 || d.batch_size < 1 {
         problems.push(
-            "delivery: retry_base_ms, lease_seconds and batch_size must be positive, poll_interval_ms at least 10"
+            "delivery: retry_base_ms and batch_size must be positive, poll_interval_ms at least 10"
+                .into(),
+        );
+    }
+    if d.lease_seconds < 0 {
+        problems.push(
+            "delivery.lease_seconds: must be 0 (sized to the providers' timeouts) or a positive number of seconds"
                 .into(),
         );
     }
@@ -375,5 +381,65 @@ mod tests {
             let m = t.render(7, None, crate::core::otp::Channel::Sms, "123456", 10, "REF");
             assert!(m.text.contains("123456"));
         }
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use std::time::Duration;
+
+    use crate::config::load::load_text;
+
+    #[test]
+    fn the_lease_is_sized_to_the_longest_channel_of_providers() {
+        let s = load_text(
+            r#"
+            [delivery]
+            email = ["mail", "file"]
+            sms = ["primary", "backup"]
+
+            [[delivery.providers]]
+            name = "mail"
+            kind = "smtp"
+            host = "smtp.example.com"
+            from = "otp@example.com"
+            timeout_seconds = 20
+
+            [[delivery.providers]]
+            name = "primary"
+            kind = "http_sms"
+            url = "https://sms.example.com/send"
+            timeout_seconds = 8
+
+            [[delivery.providers]]
+            name = "backup"
+            kind = "http_sms"
+            url = "https://sms2.example.com/send"
+            timeout_seconds = 7
+            "#,
+        )
+        .unwrap();
+        // E-mail: 20 s and 1 s for the file; SMS: 8 + 7 s. The lease adds 5 s.
+        assert_eq!(
+            s.delivery.lease_and_budget(),
+            (Duration::from_secs(26), Duration::from_secs(21))
+        );
+        // The defaults (file providers): a second's work, a six-second lease.
+        let d = load_text("").unwrap();
+        assert_eq!(
+            d.delivery.lease_and_budget(),
+            (Duration::from_secs(6), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn an_explicit_lease_gives_each_attempt_half_of_it() {
+        let s = load_text("[delivery]\nlease_seconds = 40\n").unwrap();
+        assert_eq!(
+            s.delivery.lease_and_budget(),
+            (Duration::from_secs(40), Duration::from_secs(20))
+        );
+        let e = load_text("[delivery]\nlease_seconds = -1\n").unwrap_err();
+        assert!(e.contains("delivery.lease_seconds: must be 0"), "{e}");
     }
 }

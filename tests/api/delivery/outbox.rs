@@ -218,7 +218,38 @@ async fn two_dispatchers_send_each_message_once(b: Backend) {
     other.handle.stop(false).await;
 }
 
+/// A message the provider took is recorded as sent at once, while another one, claimed
+/// with it or before it, still waits for the provider: a slow message holds up no
+/// other, and a process that died then would send only the unanswered one again.
+async fn a_sent_message_is_recorded_while_its_batch_is_still_sending(b: Backend) {
+    let gateway = SmsEndpoint::start(0).await;
+    let g = gateway.clone();
+    let app = spawn_with(b, move |s| sms_through(&mut s.delivery, &g)).await;
+    let (slow, quick) = ("+15550000401".to_string(), "+15550000402".to_string());
+    gateway.hold(&slow);
+    let ids = issue_codes(&app.app, &[slow.clone(), quick.clone()]).await;
+    let state_of = |rows: &[otpgate::db::outbox::Listing], id: &str| {
+        rows.iter().find(|r| r.id == id).map(|r| r.state.clone())
+    };
+    let rows = outbox_until(&app.app, |r| {
+        state_of(r, &ids[1]).as_deref() == Some("sent")
+    })
+    .await;
+    assert_eq!(
+        state_of(&rows, &ids[0]).as_deref(),
+        Some("sending"),
+        "{rows:#?}"
+    );
+    assert_eq!(gateway.received().len(), 2);
+
+    gateway.release();
+    let rows = outbox_until(&app.app, |r| r.iter().all(|m| m.state == "sent")).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(gateway.received().len(), 2);
+}
+
 both!(
+    a_sent_message_is_recorded_while_its_batch_is_still_sending,
     a_message_fails_after_the_last_attempt_and_an_operator_retries_it,
     failed_messages_are_retried_only_while_their_code_works,
     queued_messages_are_sent_after_a_restart,

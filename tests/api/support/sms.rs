@@ -66,6 +66,9 @@ struct SmsState {
     /// Every request is refused with 400 and the code spelled with spaces.
     spells_the_code: bool,
     received: Mutex<Vec<SmsRequest>>,
+    /// A number whose messages get no answer until `release`.
+    held: Mutex<Option<String>>,
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 /// An HTTP SMS API: answers 503 while it has failures left, then 201 with
@@ -93,6 +96,8 @@ impl SmsEndpoint {
             failures_left: AtomicUsize::new(failures),
             spells_the_code,
             received: Mutex::new(Vec::new()),
+            held: Mutex::new(None),
+            released: tokio::sync::watch::channel(false).0,
         });
         let shared = web::Data::from(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -119,6 +124,11 @@ impl SmsEndpoint {
                             all.push(request.clone());
                             all.len()
                         };
+                        let held = state.held.lock().unwrap().clone();
+                        if held.is_some_and(|to| request.json()["to"] == to.as_str()) {
+                            let mut released = state.released.subscribe();
+                            let _ = released.wait_for(|r| *r).await;
+                        }
                         if state.spells_the_code {
                             let spaced: Vec<String> =
                                 request.code().chars().map(String::from).collect();
@@ -164,6 +174,15 @@ impl SmsEndpoint {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// Messages to `to` (E.164) get no answer until [`SmsEndpoint::release`].
+    pub fn hold(&self, to: &str) {
+        *self.state.held.lock().unwrap() = Some(to.to_string());
+    }
+
+    pub fn release(&self) {
+        self.state.released.send_replace(true);
     }
 
     pub fn fail_next(&self, n: usize) {
