@@ -102,6 +102,8 @@ impl Dispatcher {
         let mut sending: JoinSet<Done> = JoinSet::new();
         let mut last_sweep: Option<Instant> = None;
         let mut look = true;
+        // Whether the last claim was full, so more messages may be due.
+        let mut more_due = false;
         loop {
             if *shutdown.borrow() {
                 while let Some(first) = sending.join_next().await {
@@ -115,7 +117,8 @@ impl Dispatcher {
                 match this.claim(room).await {
                     Ok(claimed) => {
                         // A full claim may have left more that is due.
-                        look = claimed.len() as i64 == room;
+                        more_due = claimed.len() as i64 == room;
+                        look = more_due;
                         let idle = claimed.is_empty() && sending.is_empty();
                         for c in claimed {
                             let this = this.clone();
@@ -135,7 +138,9 @@ impl Dispatcher {
             tokio::select! {
                 Some(first) = sending.join_next(), if !sending.is_empty() => {
                     this.record(drain(first, &mut sending)).await;
-                    look = true;
+                    // New messages wake the dispatcher, and retries come with the
+                    // poll; the freed room is filled now only if more were due.
+                    look = more_due;
                 }
                 _ = this.wake.notified() => look = true,
                 _ = tokio::time::sleep(poll) => look = true,
