@@ -280,7 +280,7 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
                     &mut clients,
                     &client,
                     &base_url,
-                    &run_id,
+                    (&run_id, &storm_login),
                     deadline,
                     args.cycles,
                 )

@@ -7,7 +7,8 @@
 //! queueing nor the background delivery of a previous code: each round asks, for one
 //! client's user and for one made-up address, ADM_GenerateOTP (LOGIN_OTP),
 //! CreateOtpForRemindPassword, and Capillary token/generate then otp/generate (USERNAME),
-//! known and unknown alternating which goes first. Each side cycles through as many
+//! and a password login (LoginApp FORM) with a wrong password for the storm's
+//! user and for a login nobody has, known and unknown alternating which goes first. Each side cycles through as many
 //! identifiers as there are clients, so both supersede a previous code alike. The
 //! known users' codes are sent (SMS to the bench's listener) while the round goes on,
 //! as they would be.
@@ -42,6 +43,10 @@ const OTP: Op = Op {
     known: "otp/generate known",
     unknown: "otp/generate unknown",
 };
+const FORM: Op = Op {
+    known: "LoginApp FORM (wrong password) known",
+    unknown: "LoginApp FORM (wrong password) unknown",
+};
 
 /// Runs rounds until `deadline` or `max` rounds; the clients' SMS inboxes are emptied
 /// afterwards (run the phase last, or alone: a known user's SMS may still arrive).
@@ -49,10 +54,11 @@ pub(super) async fn unknown_users(
     clients: &mut [VirtualClient],
     http: &reqwest::Client,
     base: &str,
-    run_id: &str,
+    (run_id, known_login): (&str, &str),
     deadline: Instant,
     max: Option<u64>,
 ) -> Tally {
+    let unknown_login = format!("nobody.{run_id}");
     let mut t = Tally::default();
     let mut round: u64 = 0;
     let n = clients.len().max(1);
@@ -68,6 +74,15 @@ pub(super) async fn unknown_users(
         let mut ok = true;
         for (email, is_known) in sides {
             if let Err(e) = one_side(&mut t, http, base, email, &known.device, is_known).await {
+                t.error(e);
+                ok = false;
+            }
+            let login = if is_known {
+                known_login
+            } else {
+                &unknown_login
+            };
+            if let Err(e) = wrong_password(&mut t, http, base, login, is_known).await {
                 t.error(e);
                 ok = false;
             }
@@ -129,6 +144,26 @@ async fn one_side(
     let v = timed(t, http, name(&OTP), &url, &cap).await?;
     if v["status"]["success"] != true {
         return Err(format!("{}: {}", name(&OTP), v["status"]));
+    }
+    Ok(())
+}
+
+/// A password login with a wrong password: answered alike, with the same work (a
+/// hash computed, the failure counted and audited) for a login that exists and one
+/// that does not.
+async fn wrong_password(
+    t: &mut Tally,
+    http: &reqwest::Client,
+    base: &str,
+    login: &str,
+    known: bool,
+) -> Result<(), String> {
+    let name = if known { FORM.known } else { FORM.unknown };
+    let form = json!({"ServiceName": "LoginApp", "objCommonParameters": {"_ProxyDetails": {
+        "AuthType": "FORM", "UserName": login, "Password": "not-the-password", "ReturnType": "JSON"}}});
+    let v = timed(t, http, name, &format!("{base}{SUMMIT_PATH}"), &form).await?;
+    if v["Errors"] != "Invalid user name or password." {
+        return Err(format!("{name}: {}", summit_error(&v)));
     }
     Ok(())
 }
