@@ -111,6 +111,12 @@ impl Dispatcher {
                 }
                 return;
             }
+            // Outcomes already known are recorded before anything else is claimed,
+            // so that no sent message waits for a claim to be recorded.
+            if let Some(first) = sending.try_join_next() {
+                this.record(drain(first, &mut sending)).await;
+                continue;
+            }
             let room = this.settings.batch_size - sending.len() as i64;
             if look && room > 0 {
                 look = false;
@@ -136,6 +142,7 @@ impl Dispatcher {
                 }
             }
             tokio::select! {
+                biased;
                 Some(first) = sending.join_next(), if !sending.is_empty() => {
                     this.record(drain(first, &mut sending)).await;
                     // New messages wake the dispatcher, and retries come with the
