@@ -38,8 +38,6 @@ struct Claimed {
     org_id: Option<i64>,
     /// When its code expires, if it carries one.
     expires_at: Option<i64>,
-    /// How long its attempt may take, within the claim's lease.
-    budget: Duration,
 }
 
 /// A claimed message and what became of it.
@@ -160,8 +158,7 @@ impl Dispatcher {
     /// fails the others.
     async fn claim(&self, limit: i64) -> crate::error::Result<Vec<Claimed>> {
         let claim = uuid::Uuid::new_v4().to_string();
-        let (lease, budget) = self.settings.lease_and_budget();
-        let lease_ms = lease.as_millis() as i64;
+        let lease_ms = self.settings.lease_and_budget().0.as_millis() as i64;
         let (rows, codes) = self
             .db
             .run(move |c| {
@@ -192,7 +189,6 @@ impl Dispatcher {
                     row,
                     org_id: code.map(|(org, _)| org),
                     expires_at: code.map(|(_, expires_at)| expires_at),
-                    budget,
                 }
             })
             .collect())
@@ -274,13 +270,11 @@ impl Dispatcher {
     /// within `budget` (inside the claim's lease, so no other dispatcher takes the
     /// message over while this one may still be sending it).
     async fn deliver(&self, claimed: Claimed) -> Done {
-        let outcome = self
-            .send(&claimed.row, claimed.org_id, claimed.budget)
-            .await;
+        let outcome = self.send(&claimed.row, claimed.org_id).await;
         Done { claimed, outcome }
     }
 
-    async fn send(&self, row: &OutboxRow, org_id: Option<i64>, budget: Duration) -> Outcome {
+    async fn send(&self, row: &OutboxRow, org_id: Option<i64>) -> Outcome {
         let Some(message) = row
             .payload
             .as_deref()
@@ -303,6 +297,7 @@ impl Dispatcher {
             sender: org_id.and_then(|o| self.templates.sms_sender(o)),
         };
         let mut errors = Vec::new();
+        let budget = self.settings.lease_and_budget().1;
         let deadline = tokio::time::Instant::now() + budget;
         for p in self.providers.to_try(channel) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -278,6 +278,8 @@ fn string_leaves<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::load::load_text;
 
     #[test]
@@ -382,13 +384,6 @@ mod tests {
             assert!(m.text.contains("123456"));
         }
     }
-}
-
-#[cfg(test)]
-mod lease_tests {
-    use std::time::Duration;
-
-    use crate::config::load::load_text;
 
     #[test]
     fn the_lease_is_sized_to_the_longest_channel_of_providers() {
