@@ -8,6 +8,8 @@
 //! sent or cancelled, and, for a failed one (which an operator may retry), once its
 //! code no longer works.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
@@ -73,103 +75,155 @@ pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<usize> {
     diesel::insert_into(outbox::table).values(row).execute(conn)
 }
 
-/// Claims up to `limit` due messages for `claim` (a fresh id per call) until
-/// `lease_until`, and returns them. On PostgreSQL, rows another dispatcher is claiming
-/// right now are skipped rather than waited for.
+/// A due message this claimer may now send, with what its code says about it.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    pub row: OutboxRow,
+    /// The organisation of its code (whose From and SMS sender it carries) and when the
+    /// code expires (until when it is retried); `None` for a message without a code.
+    pub code: Option<(i64, i64)>,
+}
+
+/// What one claim took.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// The messages to send.
+    pub live: Vec<ClaimedRow>,
+    /// How many claimed messages were failed instead, because their code can no
+    /// longer be used (expired, used, superseded or gone).
+    pub failed: usize,
+}
+
+impl Claim {
+    /// How many due messages the claim took, sent or failed: when it is the limit,
+    /// more may be due.
+    pub fn taken(&self) -> usize {
+        self.live.len() + self.failed
+    }
+}
+
+/// Columns of [`OutboxRow`], for the claim's RETURNING.
+const ROW_COLUMNS: &str = "id, challenge_id, channel, destination, destination_masked, payload, \
+    state, attempts, next_attempt_at, lease_until, claimed_by, last_error, created_at, updated_at";
+
+/// Claims up to `limit` due messages (queued and due, or whose lease ran out) for
+/// `claim` (a fresh id per call) until `lease_until`. A claimed message whose code can
+/// no longer be used is failed in the same transaction, with `last_error` saying why
+/// (followed by the last attempt's error if there was one) and its sealed text
+/// dropped; the others are returned to be sent. On PostgreSQL, rows another dispatcher
+/// is claiming right now are skipped rather than waited for.
+///
+/// Every statement here is bounded by `limit` and reaches rows by key, so its cost
+/// does not hang on the planner's statistics: a table that has not been analysed yet
+/// (a burst of thousands of messages) is claimed as fast as an analysed one.
 pub fn claim_due(
     conn: &mut DbConnection,
     claim: &str,
     now: i64,
     lease_until: i64,
     limit: i64,
-) -> QueryResult<Vec<OutboxRow>> {
+) -> QueryResult<Claim> {
     super::write_transaction(conn, |conn| {
-        fail_dead_due(conn, now)?;
-        match conn {
-            DbConnection::Pg(c) => diesel::sql_query(
+        let rows: Vec<OutboxRow> = match conn {
+            DbConnection::Pg(c) => diesel::sql_query(format!(
                 "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, updated_at = $3 \
                  WHERE id IN (SELECT id FROM outbox \
                    WHERE (state = 'queued' AND next_attempt_at <= $3) \
                       OR (state = 'sending' AND lease_until < $3) \
-                   ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)",
-            )
+                   ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                 RETURNING {ROW_COLUMNS}"
+            ))
             .bind::<Text, _>(claim)
             .bind::<BigInt, _>(lease_until)
             .bind::<BigInt, _>(now)
             .bind::<BigInt, _>(limit)
-            .execute(c)?,
-            DbConnection::Sqlite(c) => diesel::sql_query(
+            .load(c)?,
+            DbConnection::Sqlite(c) => diesel::sql_query(format!(
                 "UPDATE outbox SET state = 'sending', claimed_by = ?1, lease_until = ?2, updated_at = ?3 \
                  WHERE id IN (SELECT id FROM outbox \
                    WHERE (state = 'queued' AND next_attempt_at <= ?3) \
                       OR (state = 'sending' AND lease_until < ?3) \
-                   ORDER BY next_attempt_at LIMIT ?4)",
-            )
+                   ORDER BY next_attempt_at LIMIT ?4) \
+                 RETURNING {ROW_COLUMNS}"
+            ))
             .bind::<Text, _>(claim)
             .bind::<BigInt, _>(lease_until)
             .bind::<BigInt, _>(now)
             .bind::<BigInt, _>(limit)
-            .execute(c)?,
+            .load(c)?,
         };
-        outbox::table
-            .filter(outbox::claimed_by.eq(claim))
-            .filter(outbox::state.eq(SENDING))
-            .select(OutboxRow::as_select())
-            .load(conn)
+        let challenge_ids: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.challenge_id.as_deref())
+            .collect();
+        let codes: HashMap<String, CodeState> = if challenge_ids.is_empty() {
+            HashMap::new()
+        } else {
+            use super::schema::challenges;
+            challenges::table
+                .filter(challenges::id.eq_any(&challenge_ids))
+                .select((
+                    challenges::id,
+                    (
+                        challenges::org_id,
+                        challenges::expires_at,
+                        challenges::consumed_at,
+                        challenges::superseded_at,
+                    ),
+                ))
+                .load::<(String, CodeState)>(conn)?
+                .into_iter()
+                .collect()
+        };
+        let mut taken = Claim::default();
+        for row in rows {
+            let Some(challenge) = row.challenge_id.as_deref() else {
+                taken.live.push(ClaimedRow { row, code: None });
+                continue;
+            };
+            let usable = match codes.get(challenge) {
+                None => Err(CODE_GONE),
+                Some((_, _, Some(_), _)) => Err(CODE_USED),
+                Some((_, _, _, Some(_))) => Err(CODE_SUPERSEDED),
+                Some(&(org, expires_at, None, None)) if expires_at > now => Ok((org, expires_at)),
+                Some(_) => Err(CODE_EXPIRED),
+            };
+            match usable {
+                Ok(code) => taken.live.push(ClaimedRow {
+                    row,
+                    code: Some(code),
+                }),
+                Err(reason) => {
+                    let why = match &row.last_error {
+                        Some(last) => format!("{reason}; last attempt: {last}"),
+                        None => reason.to_string(),
+                    };
+                    diesel::update(outbox::table.find(&row.id))
+                        .set((
+                            outbox::state.eq(FAILED),
+                            outbox::payload.eq(None::<Vec<u8>>),
+                            outbox::lease_until.eq(None::<i64>),
+                            outbox::last_error.eq(why),
+                            outbox::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                    taken.failed += 1;
+                }
+            }
+        }
+        Ok(taken)
     })
 }
+
+/// What a claim reads of a message's code: its organisation, expiry, and when it was
+/// used or superseded.
+type CodeState = (i64, i64, Option<i64>, Option<i64>);
 
 /// Why a message whose code can no longer be used was never sent.
 pub const CODE_EXPIRED: &str = "the code expired before it could be sent";
 pub const CODE_USED: &str = "the code was used before it could be sent";
 pub const CODE_SUPERSEDED: &str = "the code was superseded before it could be sent";
 pub const CODE_GONE: &str = "the code no longer exists";
-
-/// Fails, in one statement, every due message (queued and due, or whose lease ran
-/// out) whose code can no longer be used: expired, used, superseded or gone. Its
-/// `last_error` says why, followed by the last attempt's error if there was one, and
-/// its sealed text is dropped. Messages without a challenge are left alone.
-fn fail_dead_due(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
-    // The same SQL on both backends but for the placeholders and, on PostgreSQL, rows
-    // another dispatcher is claiming right now, which are skipped.
-    let sql = |p: &dyn Fn(usize) -> String, lock: &str| {
-        format!(
-            "UPDATE outbox SET state = 'failed', payload = NULL, lease_until = NULL, updated_at = {now}, \
-             last_error = COALESCE((SELECT CASE \
-                 WHEN c.consumed_at IS NOT NULL THEN {used} \
-                 WHEN c.superseded_at IS NOT NULL THEN {superseded} \
-                 ELSE {expired} END \
-               FROM challenges c WHERE c.id = outbox.challenge_id), {gone}) \
-               || COALESCE('; last attempt: ' || last_error, '') \
-             WHERE id IN (SELECT o.id FROM outbox o \
-               WHERE o.challenge_id IS NOT NULL \
-                 AND ((o.state = 'queued' AND o.next_attempt_at <= {now}) \
-                   OR (o.state = 'sending' AND o.lease_until < {now})) \
-                 AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.id = o.challenge_id \
-                   AND c.expires_at > {now} AND c.consumed_at IS NULL AND c.superseded_at IS NULL){lock})",
-            now = p(1),
-            used = p(2),
-            superseded = p(3),
-            expired = p(4),
-            gone = p(5),
-        )
-    };
-    macro_rules! run {
-        ($c:expr, $sql:expr) => {
-            diesel::sql_query($sql)
-                .bind::<BigInt, _>(now)
-                .bind::<Text, _>(CODE_USED)
-                .bind::<Text, _>(CODE_SUPERSEDED)
-                .bind::<Text, _>(CODE_EXPIRED)
-                .bind::<Text, _>(CODE_GONE)
-                .execute($c)
-        };
-    }
-    match conn {
-        DbConnection::Pg(c) => run!(c, sql(&|i| format!("${i}"), " FOR UPDATE OF o SKIP LOCKED")),
-        DbConnection::Sqlite(c) => run!(c, sql(&|i| format!("?{i}"), "")),
-    }
-}
 
 /// Records successful sends through `provider` (with the reference it gave, if any)
 /// and drops the sealed messages, in one statement. Only the claimer whose lease it
@@ -290,19 +344,6 @@ pub fn drop_dead_payloads(conn: &mut DbConnection, now: i64) -> QueryResult<usiz
     )
     .set(outbox::payload.eq(None::<Vec<u8>>))
     .execute(conn)
-}
-
-/// The organisation of each of these challenges (whose From and SMS sender their
-/// messages carry) and when its code expires (until when its messages are retried).
-pub fn challenges_of(
-    conn: &mut DbConnection,
-    challenge_ids: &[String],
-) -> QueryResult<Vec<(String, i64, i64)>> {
-    use super::schema::challenges;
-    challenges::table
-        .filter(challenges::id.eq_any(challenge_ids))
-        .select((challenges::id, challenges::org_id, challenges::expires_at))
-        .load(conn)
 }
 
 /// A message as `otpgate outbox list` and waiting callers see it: everything but the

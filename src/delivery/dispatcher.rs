@@ -119,9 +119,9 @@ impl Dispatcher {
             if look && room > 0 {
                 look = false;
                 match this.claim(room).await {
-                    Ok(claimed) => {
+                    Ok((claimed, taken)) => {
                         // A full claim may have left more that is due.
-                        more_due = claimed.len() as i64 == room;
+                        more_due = taken as i64 == room;
                         look = more_due;
                         let idle = claimed.is_empty() && sending.is_empty();
                         for c in claimed {
@@ -154,44 +154,35 @@ impl Dispatcher {
         }
     }
 
-    /// Claims up to `limit` due messages. Each one's code is still usable: the claim
-    /// fails the others.
-    async fn claim(&self, limit: i64) -> crate::error::Result<Vec<Claimed>> {
+    /// Claims up to `limit` due messages, and answers those to send and how many the
+    /// claim took in all: it fails those whose code can no longer be used.
+    async fn claim(&self, limit: i64) -> crate::error::Result<(Vec<Claimed>, usize)> {
         let claim = uuid::Uuid::new_v4().to_string();
         let lease_ms = self.settings.lease_and_budget().0.as_millis() as i64;
-        let (rows, codes) = self
+        let taken = self
             .db
             .run(move |c| {
                 let now = now_ms();
-                let rows = outbox::claim_due(c, &claim, now, now + lease_ms, limit)?;
-                let challenges: Vec<String> =
-                    rows.iter().filter_map(|r| r.challenge_id.clone()).collect();
-                let codes: HashMap<String, (i64, i64)> = if challenges.is_empty() {
-                    HashMap::new()
-                } else {
-                    outbox::challenges_of(c, &challenges)?
-                        .into_iter()
-                        .map(|(id, org, expires_at)| (id, (org, expires_at)))
-                        .collect()
-                };
-                Ok((rows, codes))
+                Ok(outbox::claim_due(c, &claim, now, now + lease_ms, limit)?)
             })
             .await?;
-        Ok(rows
+        if taken.failed > 0 {
+            tracing::info!(
+                messages = taken.failed,
+                "failed due messages whose code can no longer be used"
+            );
+        }
+        let count = taken.taken();
+        let live = taken
+            .live
             .into_iter()
-            .map(|row| {
-                let code = row
-                    .challenge_id
-                    .as_ref()
-                    .and_then(|c| codes.get(c))
-                    .copied();
-                Claimed {
-                    row,
-                    org_id: code.map(|(org, _)| org),
-                    expires_at: code.map(|(_, expires_at)| expires_at),
-                }
+            .map(|outbox::ClaimedRow { row, code }| Claimed {
+                row,
+                org_id: code.map(|(org, _)| org),
+                expires_at: code.map(|(_, expires_at)| expires_at),
             })
-            .collect())
+            .collect();
+        Ok((live, count))
     }
 
     /// Drops the sealed texts of failed messages whose code no longer works.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
+use otpgate::db::challenges::{self as challenge_rows, Challenge};
 use otpgate::db::outbox::{self, OutboxRow};
 use otpgate::db::schema::{audit_events, challenges, outbox as outbox_t};
 use otpgate::db::{ConnectionManager, DatabaseUrl, migrate, now_ms, revert_all};
@@ -132,10 +133,10 @@ async fn outbox_claims_are_exclusive_leases(b: Backend) {
                     .run(move |c| Ok(outbox::claim_due(c, &id, now_ms(), now_ms() + 60_000, 7)?))
                     .await
                     .unwrap();
-                if got.is_empty() {
+                if got.taken() == 0 {
                     return mine;
                 }
-                mine.extend(got.into_iter().map(|r| r.id));
+                mine.extend(got.live.into_iter().map(|c| c.row.id));
             }
         }
     }))
@@ -154,11 +155,134 @@ async fn outbox_claims_are_exclusive_leases(b: Backend) {
     let taken = db
         .run(|c| {
             let n = outbox::claim_due(c, "late", now_ms() + 61_000, now_ms() + 120_000, 500)?;
-            Ok(n.len())
+            Ok(n.live.len())
         })
         .await
         .unwrap();
     assert_eq!(taken, 120);
+}
+
+/// A claim fails, instead of returning, the due messages whose code can no longer be
+/// used, saying why for each (used, superseded, expired) after the last attempt's
+/// error, and drops their text. It takes no more than its limit: the dead ones count,
+/// so the dispatcher knows to claim again, and repeated claims reach every message.
+async fn a_claim_fails_the_messages_whose_code_is_dead(b: Backend) {
+    let (app, _db, _dir) = open_app(b).await;
+    let now = now_ms() - 1000;
+    let challenge = |id: &str, expires_at: i64, consumed: bool, superseded: bool| Challenge {
+        id: id.into(),
+        reference: format!("ref-{id}"),
+        subject: format!("subject-{id}"),
+        purpose: "login".into(),
+        user_id: None,
+        org_id: 7,
+        channels: "sms".into(),
+        destination_masked: "*********000".into(),
+        device_id: None,
+        code_hash: vec![1; 32],
+        created_at: now,
+        expires_at,
+        attempts: 0,
+        max_attempts: 5,
+        consumed_at: consumed.then_some(now),
+        superseded_at: superseded.then_some(now),
+        numeric_id: None,
+        change_request_id: None,
+    };
+    let later = now_ms() + 600_000;
+    let codes = [
+        ("live", challenge("live", later, false, false)),
+        ("used", challenge("used", later, true, false)),
+        ("superseded", challenge("superseded", later, false, true)),
+        ("expired", challenge("expired", now, false, false)),
+    ];
+    app.db
+        .run(move |c| {
+            for (name, ch) in &codes {
+                challenge_rows::insert(c, ch)?;
+                let mut m = queued(&format!("m-{name}"), now);
+                m.challenge_id = Some(ch.id.clone());
+                m.last_error = Some("gateway: 127.0.0.1 answered HTTP 503".into());
+                outbox::insert(c, &m)?;
+            }
+            outbox::insert(c, &queued("m-none", now))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let mut live = Vec::new();
+    let mut claims = 0;
+    loop {
+        let got = app
+            .db
+            .run(|c| {
+                Ok(outbox::claim_due(
+                    c,
+                    &format!("c{}", now_ms()),
+                    now_ms(),
+                    now_ms() + 60_000,
+                    2,
+                )?)
+            })
+            .await
+            .unwrap();
+        assert!(got.taken() <= 2, "{got:#?}");
+        if got.taken() == 0 {
+            break;
+        }
+        claims += 1;
+        live.extend(got.live.into_iter().map(|c| (c.row.id, c.code)));
+    }
+    assert_eq!(claims, 3, "five due messages, two per claim");
+    live.sort();
+    assert_eq!(
+        live,
+        vec![
+            ("m-live".to_string(), Some((7, later))),
+            ("m-none".to_string(), None)
+        ]
+    );
+    let rows: Vec<(String, String, Option<String>, bool)> = app
+        .db
+        .run(|c| {
+            Ok(outbox_t::table
+                .filter(outbox_t::state.eq("failed"))
+                .select((
+                    outbox_t::id,
+                    outbox_t::state,
+                    outbox_t::last_error,
+                    outbox_t::payload.is_not_null(),
+                ))
+                .order(outbox_t::id)
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    let last = "; last attempt: gateway: 127.0.0.1 answered HTTP 503";
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "m-expired".into(),
+                "failed".into(),
+                Some(format!("{}{last}", outbox::CODE_EXPIRED)),
+                false
+            ),
+            (
+                "m-superseded".into(),
+                "failed".into(),
+                Some(format!("{}{last}", outbox::CODE_SUPERSEDED)),
+                false
+            ),
+            (
+                "m-used".into(),
+                "failed".into(),
+                Some(format!("{}{last}", outbox::CODE_USED)),
+                false
+            ),
+        ]
+    );
 }
 
 /// A transport that keeps failing: retried with backoff, then failed with the error
@@ -401,3 +525,4 @@ async fn superseding_cancels_queued_messages(b: Backend) {
 }
 
 both!(superseding_cancels_queued_messages);
+both!(a_claim_fails_the_messages_whose_code_is_dead);
