@@ -135,6 +135,9 @@ impl Gateway {
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(crate::record::middleware(capture.clone()))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::wire::request_id::middleware,
+                ))
                 .app_data(data.clone())
                 .app_data(upstreams.clone())
                 .app_data(web::PayloadConfig::new(max_body))

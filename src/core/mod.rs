@@ -12,6 +12,7 @@ pub mod keys;
 pub mod login;
 pub mod mask;
 pub mod otp;
+pub mod request_id;
 pub mod sessions;
 pub mod throttle;
 pub mod upstream_keys;

@@ -263,30 +263,18 @@ impl Db {
     }
 
     /// As [`Db::run`], waiting at most `wait` for a connection.
-    async fn run_waiting<T, F>(&self, wait: Duration, mut f: F) -> Result<T>
+    async fn run_waiting<T, F>(&self, wait: Duration, f: F) -> Result<T>
     where
         F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (pool, reachable) = (self.pool.clone(), self.reachable.clone());
+        // The request this work is done for goes with it: its log lines and the audit
+        // events it writes name the request.
+        let (request, span) = (crate::core::request_id::current(), tracing::Span::current());
         tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + wait;
-            let mut conn = checkout(&pool, &reachable, wait)?;
-            COMMIT_SENT.set(false);
-            match f(&mut conn) {
-                Err(Error::Internal(e)) if !COMMIT_SENT.get() && lost(&mut conn) => {
-                    discard(&mut conn);
-                    drop(conn);
-                    tracing::warn!(
-                        error = %e,
-                        "a database connection was lost before anything was committed; \
-                         running the work again on another"
-                    );
-                    let mut conn = checkout_live(&pool, &reachable, deadline)?;
-                    f(&mut conn)
-                }
-                other => other,
-            }
+            let _span = span.entered();
+            crate::core::request_id::carried(request, || run_retrying(&pool, &reachable, wait, f))
         })
         .await
         .map_err(Error::internal)?
@@ -308,6 +296,33 @@ impl Db {
 /// A pooled connection within `wait`, asked for in short slices: a request already
 /// waiting gives up as soon as the pool reports that the database cannot be reached,
 /// rather than at the end of its wait.
+/// Runs `f` on a pooled connection (see [`Db::run`]): once more on another connection
+/// when its connection was lost before anything was committed.
+fn run_retrying<T>(
+    pool: &Pool,
+    reachable: &AtomicBool,
+    wait: Duration,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T>,
+) -> Result<T> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut conn = checkout(pool, reachable, wait)?;
+    COMMIT_SENT.set(false);
+    match f(&mut conn) {
+        Err(Error::Internal(e)) if !COMMIT_SENT.get() && lost(&mut conn) => {
+            discard(&mut conn);
+            drop(conn);
+            tracing::warn!(
+                error = %e,
+                "a database connection was lost before anything was committed; \
+                 running the work again on another"
+            );
+            let mut conn = checkout_live(pool, reachable, deadline)?;
+            f(&mut conn)
+        }
+        other => other,
+    }
+}
+
 fn checkout(
     pool: &Pool,
     reachable: &AtomicBool,

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod fields;
+pub mod request_id;
 pub mod routes;
 pub mod splice;
 pub mod xml;

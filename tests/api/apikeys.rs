@@ -352,6 +352,7 @@ impl Client {
                 .unwrap_or("")
                 .to_string(),
             retry_after: None,
+            request_id: None,
             text: resp.text().await.unwrap(),
         }
     }

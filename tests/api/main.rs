@@ -20,6 +20,7 @@ mod lockout;
 mod login_app;
 mod record;
 mod replay;
+mod request_ids;
 mod schemas;
 mod seeds;
 mod slow_clients;

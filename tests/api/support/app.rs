@@ -118,6 +118,8 @@ pub struct Answer {
     pub text: String,
     /// The `Retry-After` header, when there is one.
     pub retry_after: Option<String>,
+    /// The `X-Request-Id` header, when there is one.
+    pub request_id: Option<String>,
 }
 
 impl Answer {
@@ -187,10 +189,12 @@ impl TestApp {
         };
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
+        let request_id = header("x-request-id");
         Answer {
             status,
             content_type,
             retry_after,
+            request_id,
             text: resp.text().await.expect("body"),
         }
     }
