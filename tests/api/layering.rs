@@ -26,11 +26,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config/", &["config", "error"]),
     ("config/load.rs", CONFIG_LOADING),
     ("config/validate", CONFIG_LOADING),
-    // Storage, then delivery: they know the channels, keys and masks of the core's
-    // primitives and nothing else of it.
+    // Storage, then delivery: they know the channels, keys, masks and request ids of
+    // the core's primitives and nothing else of it.
     (
         "db/",
-        &["db", "config", "error", "core::channel", "core::keys"],
+        &[
+            "db",
+            "config",
+            "error",
+            "core::channel",
+            "core::keys",
+            "core::request_id",
+        ],
     ),
     (
         "delivery/",
@@ -58,7 +65,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     // What every dialect shares knows no dialect and no operation.
-    ("wire/", &["wire", "error"]),
+    // The request id is the one primitive of the core it carries.
+    ("wire/", &["wire", "error", "core::request_id"]),
     // Forwarding to the legacy servers: HTTP and the settings, no dialect, no core.
     ("upstream/", &["upstream", "wire", "config", "error"]),
     // Dialects: their wire and the operations; never storage or delivery.
