@@ -10,6 +10,7 @@ pub mod challenges;
 pub mod limits;
 pub mod login_failures;
 pub mod outbox;
+pub mod provider_status;
 pub mod schema;
 pub mod sessions;
 pub mod twofactor_configs;
