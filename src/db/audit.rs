@@ -313,3 +313,34 @@ where
     }
     q
 }
+
+/// Password logins in the lockout window, for `otpgate status`: how many attempts
+/// were refused as locked, and the users (known ones; by UserId) with at least
+/// `max_failures` failed logins in it.
+pub fn lockouts_since(
+    conn: &mut DbConnection,
+    since: i64,
+    max_failures: i64,
+) -> QueryResult<(i64, Vec<i64>)> {
+    const EVENT: &str = "login.password";
+    let refused: i64 = audit_events::table
+        .filter(audit_events::event.eq(EVENT))
+        .filter(audit_events::outcome.eq("login_locked"))
+        .filter(audit_events::at.gt(since))
+        .count()
+        .get_result(conn)?;
+    let failing: Vec<(Option<i64>, i64)> = audit_events::table
+        .filter(audit_events::event.eq(EVENT))
+        .filter(audit_events::outcome.eq("invalid_credentials"))
+        .filter(audit_events::at.gt(since))
+        .filter(audit_events::user_id.is_not_null())
+        .group_by(audit_events::user_id)
+        .select((audit_events::user_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    let users = failing
+        .into_iter()
+        .filter(|(_, n)| *n >= max_failures)
+        .filter_map(|(u, _)| u)
+        .collect();
+    Ok((refused, users))
+}

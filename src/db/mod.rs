@@ -417,6 +417,19 @@ pub fn migrate(conn: &mut DbConnection) -> std::result::Result<Vec<String>, Stri
     Ok(applied)
 }
 
+/// The migrations not yet applied, by name, without applying any (`otpgate status`).
+pub fn pending_migrations(conn: &mut DbConnection) -> std::result::Result<Vec<String>, String> {
+    match conn {
+        DbConnection::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Pg(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+    }
+    .map_err(|e| e.to_string())
+}
+
 /// Reverts every applied migration (for the migration round-trip test and `migrate --redo`).
 pub fn revert_all(conn: &mut DbConnection) -> std::result::Result<(), String> {
     match conn {
