@@ -143,6 +143,17 @@ pub fn status(settings: &Settings, max_queue_age_secs: i64, now: i64) -> Report 
             .problems
             .push(critical(format!("cannot read the migrations: {e}"))),
     }
+    match provider_status::all(&mut conn) {
+        Ok(rows) => {
+            let (providers, problems) = providers(settings, &rows, now);
+            report.providers = providers;
+            report.problems.extend(problems);
+        }
+        Err(e) => report
+            .problems
+            .push(critical(format!("cannot read the providers' status: {e}"))),
+    }
+    // A backed-up outbox comes after the providers that are its usual cause.
     match read_outbox(&mut conn, now) {
         Ok(o) => {
             if let Some(age) = o.oldest_queued_seconds
@@ -158,16 +169,6 @@ pub fn status(settings: &Settings, max_queue_age_secs: i64, now: i64) -> Report 
         Err(e) => report
             .problems
             .push(critical(format!("cannot read the outbox: {e}"))),
-    }
-    match provider_status::all(&mut conn) {
-        Ok(rows) => {
-            let (providers, problems) = providers(settings, &rows, now);
-            report.providers = providers;
-            report.problems.extend(problems);
-        }
-        Err(e) => report
-            .problems
-            .push(critical(format!("cannot read the providers' status: {e}"))),
     }
     let window = settings.login.lockout_seconds;
     match audit::lockouts_since(&mut conn, now - window * 1000, settings.login.max_failures) {
@@ -188,7 +189,7 @@ pub fn status(settings: &Settings, max_queue_age_secs: i64, now: i64) -> Report 
             .problems
             .retain(|p| !p.what.starts_with("cannot read the "));
     }
-    // Stable: within a severity, in the order found (database, outbox, providers).
+    // Stable: within a severity, in the order found (database, providers, outbox).
     report.problems.sort_by_key(|p| p.severity);
     report
 }
@@ -219,7 +220,14 @@ fn providers(
     now: i64,
 ) -> (Vec<Provider>, Vec<Problem>) {
     let d = &settings.delivery;
-    let mut names: Vec<&String> = d.email.iter().chain(&d.sms).collect();
+    // Those this configuration names, and any other a dispatcher wrote about (another
+    // process's configuration, or one since removed).
+    let mut names: Vec<&String> = d
+        .email
+        .iter()
+        .chain(&d.sms)
+        .chain(rows.iter().map(|r| &r.provider))
+        .collect();
     names.sort();
     names.dedup();
     let providers: Vec<Provider> = names
@@ -255,6 +263,20 @@ fn providers(
         .collect();
     let failing = |p: &Provider| matches!(p.state, "failing" | "cooling down");
     let mut problems = Vec::new();
+    for p in providers
+        .iter()
+        .filter(|p| p.channels.is_empty() && failing(p))
+    {
+        problems.push(Problem {
+            severity: Severity::Warning,
+            what: format!(
+                "provider {} (not in this configuration) is failing, last at {}: {}",
+                p.name,
+                p.last_failure.as_deref().unwrap_or("-"),
+                p.last_error.as_deref().unwrap_or("no detail")
+            ),
+        });
+    }
     for (channel, list) in [("e-mail", &d.email), ("SMS", &d.sms)] {
         let of: Vec<&Provider> = providers
             .iter()
