@@ -39,6 +39,11 @@ pub enum Command {
     /// Inspect outgoing messages and retry failed ones (destinations masked).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// What happened to codes: issued, delivered, verified or refused, limited.
+    Audit(AuditArgs),
+    /// The gateway's health: migrations, outbox, providers, lockouts. Exits 1 when
+    /// something needs attention.
+    Status(StatusArgs),
     /// Manage the TwoFactorConfigurations CreateTwoFactorSmsOtp names by id.
     #[command(subcommand, name = "twofactor-config")]
     TwoFactorConfig(TwoFactorConfigCommand),
@@ -49,6 +54,55 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Load-test the full OTP cycle against a gateway it starts on loopback.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// The user's login name, e-mail or LoginUID (or UserId).
+    #[arg(long, value_name = "LOGIN")]
+    pub user: Option<String>,
+    /// An e-mail address or a phone number with its country code, as typed
+    /// (spaces, dashes, brackets and `+` are ignored): the codes sent there, and what
+    /// became of them.
+    #[arg(long, value_name = "E-MAIL-OR-NUMBER")]
+    pub destination: Option<String>,
+    /// A TransactionID (challenge id).
+    #[arg(long, value_name = "ID")]
+    pub transaction: Option<String>,
+    /// The X-Request-Id of the request that caused the events.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// otp.generate, otp.verify, login.password, or otp.delivery (the deliveries of
+    /// the codes found).
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
+    /// ok or a refusal (wrong_code, expired, send_limit, resend_cooldown,
+    /// login_locked…); for deliveries their state (sent, failed, queued…).
+    #[arg(long, value_name = "NAME")]
+    pub outcome: Option<String>,
+    /// From this time: RFC 3339 (2026-12-02T09:00:00Z), a date (2026-12-02, UTC), or
+    /// an age such as 30m, 2h, 7d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Until this time, in the same forms as --since.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// At most this many events, the newest (their deliveries come with them).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: i64,
+    /// A JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// A JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The oldest queued message may wait this long before it needs attention.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub max_queue_age: i64,
 }
 
 #[derive(Args)]

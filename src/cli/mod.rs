@@ -3,11 +3,13 @@
 
 mod apikey;
 pub mod args;
+pub mod audit;
 mod brand;
 mod logging;
 mod migrate;
 mod outbox;
 mod serve;
+pub mod status;
 mod tools;
 mod twofactor_config;
 mod user;
@@ -23,7 +25,8 @@ pub use user::{ImportReport, add_user, import_users};
 use crate::config::Settings;
 
 /// Runs one command line: exit code 0 when it succeeded, 2 when the configuration is
-/// invalid, 1 for any other failure (said on standard error).
+/// invalid, 1 for any other failure (said on standard error); `status` exits 1 when
+/// something needs attention.
 pub fn run(cli: Cli) -> ExitCode {
     // A client of any gateway: the local gateway's configuration is not its concern.
     let command = match cli.command {
@@ -38,6 +41,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     logging::init(&settings);
+    if let Command::Status(args) = command {
+        return status::run(args, settings);
+    }
     exit_code(dispatch(command, settings))
 }
 
@@ -58,6 +64,11 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), String> {
         Command::User(c) => user::run(c, settings),
         Command::ApiKey(c) => apikey::run(c, settings),
         Command::Outbox(c) => outbox::run(c, settings),
+        Command::Audit(a) => audit::run(a, settings),
+        Command::Status(a) => {
+            status::run(a, settings);
+            Ok(())
+        }
         Command::TwoFactorConfig(c) => twofactor_config::run(c, settings),
         Command::Brand(c) => brand::run(c, settings),
         Command::Replay(a) => tools::run_replay(a),

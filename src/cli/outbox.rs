@@ -91,7 +91,12 @@ pub fn format_outbox(rows: &[outbox::Listing]) -> String {
             detail,
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    columns(&table)
+}
+
+/// Rows as aligned columns, the last one unpadded; the first row is the header.
+pub(super) fn columns<const N: usize>(table: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|i| {
             table
                 .iter()
@@ -101,13 +106,11 @@ pub fn format_outbox(rows: &[outbox::Listing]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in &table {
+    for row in table {
         for (i, cell) in row.iter().enumerate() {
-            if i < 7 {
-                out.push_str(cell);
+            out.push_str(cell);
+            if i + 1 < N {
                 out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
-            } else {
-                out.push_str(cell);
             }
         }
         let trimmed = out.trim_end().len();

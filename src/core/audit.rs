@@ -1,7 +1,11 @@
 //! The audit trail: every generate, verify and password login outcome, with who, what,
-//! when and the masked destination; never a code.
+//! when, the masked destination and the request that caused it; never a code or an
+//! address (destinations are found by their keyed hash, [`Destination::audit_key`]).
+//!
+//! [`Destination::audit_key`]: crate::core::channel::Destination::audit_key
 
 use crate::core::ids::UserId;
+use crate::core::request_id;
 use crate::db::DbConnection;
 use crate::db::audit::{self, AuditEvent};
 use crate::error::Result;
@@ -17,8 +21,11 @@ pub struct Event<'a> {
     pub transaction_id: Option<&'a str>,
     pub destination_masked: Option<&'a str>,
     pub channel: Option<&'a str>,
+    /// The keyed hashes of the destinations, for `otpgate audit --destination`.
+    pub destination_keys: &'a [String],
 }
 
+/// Writes the event, naming the request being served (carried into `Db::run`).
 pub fn record(conn: &mut DbConnection, e: Event<'_>, now: i64) -> Result<()> {
     audit::insert(
         conn,
@@ -31,7 +38,9 @@ pub fn record(conn: &mut DbConnection, e: Event<'_>, now: i64) -> Result<()> {
             transaction_id: e.transaction_id.map(str::to_string),
             destination_masked: e.destination_masked.map(str::to_string),
             channel: e.channel.map(str::to_string),
+            request_id: request_id::current().map(|r| r.as_str().to_string()),
         },
+        e.destination_keys,
     )?;
     Ok(())
 }

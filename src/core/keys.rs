@@ -149,6 +149,15 @@ impl Keys {
         Self::mac(&key, domain, &identifier.trim().to_lowercase())
     }
 
+    /// The keyed hash of a destination as audit events store it (hex): HMAC-SHA-256 of
+    /// the normalised destination under a key of its own, so the audit can be searched
+    /// by address while holding none, and a dump cannot be matched against a list of
+    /// phone numbers without the secret. It changes when the secret is rotated.
+    pub fn destination_key(&self, normalised: &str) -> String {
+        let key = self.derived(b"audit destination v1");
+        hex::encode(Self::mac(&key, "destination", normalised))
+    }
+
     /// A made-up but plausible national mobile number for an identifier nobody is
     /// registered under: ten digits, the first 6 to 9, stable per identifier.
     pub fn decoy_number(&self, identifier: &str) -> String {

@@ -10,6 +10,7 @@ pub mod challenges;
 pub mod limits;
 pub mod login_failures;
 pub mod outbox;
+pub mod provider_status;
 pub mod schema;
 pub mod sessions;
 pub mod twofactor_configs;
@@ -414,6 +415,19 @@ pub fn migrate(conn: &mut DbConnection) -> std::result::Result<Vec<String>, Stri
         }
     }?;
     Ok(applied)
+}
+
+/// The migrations not yet applied, by name, without applying any (`otpgate status`).
+pub fn pending_migrations(conn: &mut DbConnection) -> std::result::Result<Vec<String>, String> {
+    match conn {
+        DbConnection::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Pg(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Reverts every applied migration (for the migration round-trip test and `migrate --redo`).

@@ -455,3 +455,35 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
         Ok(Requeue::Requeued)
     })
 }
+
+/// The messages of these codes (`challenge_id`), oldest first: what `otpgate audit`
+/// shows as their deliveries.
+pub fn of_challenges(
+    conn: &mut DbConnection,
+    challenge_ids: &[String],
+) -> QueryResult<Vec<Listing>> {
+    if challenge_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    outbox::table
+        .filter(outbox::challenge_id.eq_any(challenge_ids))
+        .order(outbox::created_at)
+        .select(Listing::as_select())
+        .load(conn)
+}
+
+/// How many messages are in each state.
+pub fn count_by_state(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    outbox::table
+        .group_by(outbox::state)
+        .select((outbox::state, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// When the oldest message still queued was written, if any is.
+pub fn oldest_queued(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
+    outbox::table
+        .filter(outbox::state.eq_any([QUEUED, SENDING]))
+        .select(diesel::dsl::min(outbox::created_at))
+        .first(conn)
+}

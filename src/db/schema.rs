@@ -123,6 +123,28 @@ diesel::table! {
         transaction_id -> Nullable<Text>,
         destination_masked -> Nullable<Text>,
         channel -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_destinations (destination_key, at, event_id) {
+        destination_key -> Text,
+        at -> BigInt,
+        event_id -> Text,
+        transaction_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    provider_status (provider) {
+        provider -> Text,
+        last_success_at -> Nullable<BigInt>,
+        last_failure_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        failures -> BigInt,
+        cooling_until -> Nullable<BigInt>,
+        updated_at -> BigInt,
     }
 }
 
@@ -201,6 +223,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     outbox,
     audit_events,
+    audit_destinations,
+    provider_status,
     twofactor_configs,
     capillary_brands,
     capillary_sessions,

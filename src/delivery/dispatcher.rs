@@ -12,10 +12,13 @@ use crate::config::DeliverySettings;
 use crate::core::channel::Channel;
 use crate::core::keys::Keys;
 use crate::db::outbox::{self, OutboxRow};
+use crate::db::provider_status;
 use crate::db::{Db, now_ms, write_transaction};
 
 /// How often sealed texts of failed messages whose code no longer works are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often what the providers did is written for `otpgate status` (at most).
+const PROVIDER_STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// Drains the outbox: claims due messages, hands each to the providers of its channel
 /// in order until one takes it, and records the outcome. Several dispatchers (in
@@ -96,6 +99,11 @@ impl Dispatcher {
     /// again), and a slow provider never holds up the messages behind it.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let status = tokio::spawn(write_provider_status(
+            this.db.clone(),
+            this.providers.clone(),
+            shutdown.clone(),
+        ));
         let poll = Duration::from_millis(this.settings.poll_interval_ms);
         let mut sending: JoinSet<Done> = JoinSet::new();
         let mut last_sweep: Option<Instant> = None;
@@ -106,6 +114,10 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 while let Some(first) = sending.join_next().await {
                     this.record(drain(first, &mut sending)).await;
+                }
+                let _ = status.await;
+                if let Err(e) = flush_provider_status(&this.db, &this.providers).await {
+                    tracing::warn!(error = %e, "writing the providers' status failed");
                 }
                 return;
             }
@@ -328,8 +340,8 @@ impl Dispatcher {
                     };
                 }
                 Err(e) => {
-                    self.providers.failed(&p);
                     let e = scrub(&e, &out);
+                    self.providers.failed(&p, &e);
                     tracing::info!(message_id = %row.id, provider = p.name(), to = %row.destination_masked, error = %e, "provider did not take the message");
                     errors.push(format!("{}: {e}", p.name()));
                 }
@@ -343,6 +355,44 @@ impl Dispatcher {
         }
         Outcome::Failed(errors.join("; "))
     }
+}
+
+/// Writes what the providers did, once a second while anything happened, until
+/// shutdown (the dispatcher writes the last of it after its last outcomes).
+async fn write_provider_status(
+    db: Db,
+    providers: Arc<Providers>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut warned = false;
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(PROVIDER_STATUS_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        match flush_provider_status(&db, &providers).await {
+            Ok(()) => warned = false,
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "writing the providers' status failed");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn flush_provider_status(db: &Db, providers: &Providers) -> crate::error::Result<()> {
+    let unwritten = providers.unwritten();
+    if unwritten.is_empty() {
+        return Ok(());
+    }
+    db.run(move |c| {
+        for s in &unwritten {
+            provider_status::record(c, s)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Attempts of a message that carries no code (so has no code's life to bound its

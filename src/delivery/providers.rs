@@ -5,6 +5,10 @@
 //! here for `provider_cooldown_seconds`, while another process finds out on its own.
 //! When every provider of a channel is cooling down they are all tried anyway, in
 //! order: a cool-down never leaves a message with nothing to try.
+//!
+//! What each provider did since it was last written ([`Providers::unwritten`]) is kept
+//! too, for the dispatcher to write to `provider_status` once a second, where
+//! `otpgate status` reads it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,10 +21,14 @@ use super::smtp::SmtpTransport;
 use super::{FileTransport, LogTransport, Outgoing, Receipt, Transport};
 use crate::config::{DeliverySettings, ProviderSettings};
 use crate::core::channel::Channel;
+use crate::db::now_ms;
+use crate::db::provider_status::ProviderStatus;
 
 pub struct Provider {
     transport: Arc<dyn Transport>,
     cooling_until: Mutex<Option<Instant>>,
+    /// What it did since that was last written, if anything.
+    unwritten: Mutex<Option<ProviderStatus>>,
 }
 
 impl Provider {
@@ -28,6 +36,7 @@ impl Provider {
         Arc::new(Provider {
             transport,
             cooling_until: Mutex::new(None),
+            unwritten: Mutex::new(None),
         })
     }
 
@@ -37,6 +46,16 @@ impl Provider {
 
     pub fn transport(&self) -> &dyn Transport {
         self.transport.as_ref()
+    }
+
+    fn note(&self, f: impl FnOnce(&mut ProviderStatus)) {
+        let mut unwritten = self.unwritten.lock().unwrap_or_else(|e| e.into_inner());
+        let status = unwritten.get_or_insert_with(|| ProviderStatus {
+            provider: self.name().to_string(),
+            ..ProviderStatus::default()
+        });
+        f(status);
+        status.updated_at = now_ms();
     }
 
     fn cooling(&self, now: Instant) -> bool {
@@ -134,15 +153,41 @@ impl Providers {
         if ready.is_empty() { all.clone() } else { ready }
     }
 
-    pub fn failed(&self, p: &Provider) {
-        if self.cooldown.is_zero() {
-            return;
+    /// `p` did not take a message, for the reason `error` (already scrubbed).
+    pub fn failed(&self, p: &Provider, error: &str) {
+        let now = now_ms();
+        let cooling = !self.cooldown.is_zero();
+        p.note(|s| {
+            s.last_failure_at = Some(now);
+            s.last_error = Some(error.to_string());
+            s.failures += 1;
+            s.cooling_until = cooling.then(|| now + self.cooldown.as_millis() as i64);
+        });
+        if cooling {
+            *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + self.cooldown);
         }
-        *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + self.cooldown);
     }
 
     pub fn succeeded(&self, p: &Provider) {
+        let now = now_ms();
+        p.note(|s| {
+            s.last_success_at = Some(now);
+            s.failures = 0;
+            s.cooling_until = None;
+        });
         *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// What each provider did since this was last asked, to be written; each
+    /// provider once, whichever channels it serves.
+    pub fn unwritten(&self) -> Vec<ProviderStatus> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.email
+            .iter()
+            .chain(&self.sms)
+            .filter(|p| seen.insert(p.name().to_string()))
+            .filter_map(|p| p.unwritten.lock().unwrap_or_else(|e| e.into_inner()).take())
+            .collect()
     }
 }

@@ -30,6 +30,10 @@ pub fn issue(
     write_transaction(conn, |conn| -> Result<Result<Issued>> {
         let now = now_ms();
         let limit_keys = limit_keys(req);
+        let mut audit_keys: Vec<String> =
+            req.destinations.iter().map(|d| d.audit_key(keys)).collect();
+        audit_keys.sort();
+        audit_keys.dedup();
         if let Err(e) = check_limits(conn, req, &limit_keys, now)? {
             let masked: Vec<String> = req.destinations.iter().map(Destination::masked).collect();
             let event = Event {
@@ -37,6 +41,7 @@ pub fn issue(
                 outcome: e.kind(),
                 user_id: req.user_id,
                 destination_masked: Some(&masked.join(" and ")),
+                destination_keys: &audit_keys,
                 ..Event::default()
             };
             audit::record(conn, event, now)?;
@@ -56,6 +61,7 @@ pub fn issue(
             transaction_id: Some(&challenge.id),
             destination_masked: Some(&challenge.destination_masked),
             channel: Some(&challenge.channels),
+            destination_keys: &audit_keys,
         };
         audit::record(conn, event, now)?;
         Ok(Ok(Issued {

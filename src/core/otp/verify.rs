@@ -46,6 +46,7 @@ pub fn verify_then<T>(
                 transaction_id: Some(&c.id),
                 destination_masked: Some(&c.destination_masked),
                 channel: None,
+                destination_keys: &[],
             };
             audit::record(conn, event, now)?;
             Ok(Err(e))
@@ -107,6 +108,7 @@ pub fn verify_then<T>(
             transaction_id: Some(&c.id),
             destination_masked: Some(&c.destination_masked),
             channel: None,
+            destination_keys: &[],
         };
         audit::record(conn, event, now)?;
         let verified = Verified {
