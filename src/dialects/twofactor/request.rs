@@ -50,10 +50,16 @@ pub fn body_kind(req: &HttpRequest, body: &[u8]) -> Body {
 
 /// The request as a field tree.
 pub fn decode(req: &HttpRequest, body: &[u8], max_depth: usize) -> Result<Value, String> {
+    let kind = body_kind(req, body);
     if body.iter().all(u8::is_ascii_whitespace) {
+        // An empty form is a form without fields, answered as `{}` is; an empty JSON
+        // or XML body is no document at all.
+        if kind == Body::Form {
+            return Ok(Value::Object(Map::new()));
+        }
         return Err("The request body is empty.".into());
     }
-    match body_kind(req, body) {
+    match kind {
         Body::Json => json_object(body, max_depth),
         Body::Xml => {
             let doc = xml::decode(body, max_depth).map_err(|e| match e {

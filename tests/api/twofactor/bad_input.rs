@@ -114,6 +114,43 @@ async fn bad_input_answers_the_dto(b: Backend) {
         )
         .await;
     assert_eq!((a.status, a.json()["Code"].clone()), (400, json!(4002)));
+    // An empty form is a form without fields: answered as `{}` is, HTTP 200 and the
+    // missing member named, not as an unreadable body.
+    for (action, code, message) in [
+        ("CreateTwoFactorSmsOtp", 4002, json!("UserId is required.")),
+        (
+            "ValidateTwoFactorSmsOtp",
+            6007,
+            json!("OtpCode is required in the request."),
+        ),
+        (
+            "ValidateTwoFactorSmsOtoByReferenceId",
+            6007,
+            json!("UserId is required."),
+        ),
+        ("CreateOtpForRemindPassword", 4002, Value::Null),
+    ] {
+        let path = format!("{API}/{action}");
+        let empty_object = app.post(&path, Some("application/json"), "{}").await;
+        let empty_form = app
+            .post(&path, Some("application/x-www-form-urlencoded"), "")
+            .await;
+        assert_eq!(
+            (empty_form.status, empty_form.text.as_str()),
+            (empty_object.status, empty_object.text.as_str()),
+            "{action}"
+        );
+        let v = empty_form.json();
+        assert_eq!(
+            (
+                empty_form.status,
+                v["Code"].clone(),
+                v["ExceptionMessage"].clone()
+            ),
+            (200, json!(code), message),
+            "{action}"
+        );
+    }
     let a = app
         .request(
             reqwest::Method::GET,
