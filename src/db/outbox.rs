@@ -455,3 +455,17 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
         Ok(Requeue::Requeued)
     })
 }
+
+/// Messages by state, and the creation time of the oldest queued one: what the
+/// metrics' refresh task shows (`otpgate_outbox_messages`).
+pub fn gauges(conn: &mut DbConnection) -> QueryResult<(Vec<(String, i64)>, Option<i64>)> {
+    let counts = outbox::table
+        .group_by(outbox::state)
+        .select((outbox::state, diesel::dsl::count_star()))
+        .load::<(String, i64)>(conn)?;
+    let oldest = outbox::table
+        .filter(outbox::state.eq(QUEUED))
+        .select(diesel::dsl::min(outbox::created_at))
+        .first::<Option<i64>>(conn)?;
+    Ok((counts, oldest))
+}

@@ -21,14 +21,22 @@ use crate::core::channel::Channel;
 pub struct Provider {
     transport: Arc<dyn Transport>,
     cooling_until: Mutex<Option<Instant>>,
+    /// The name, shared with the metrics' labels.
+    label: Arc<str>,
 }
 
 impl Provider {
     fn new(transport: Arc<dyn Transport>) -> Arc<Provider> {
         Arc::new(Provider {
+            label: transport.name().into(),
             transport,
             cooling_until: Mutex::new(None),
         })
+    }
+
+    /// The name as a metrics label.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
     }
 
     pub fn name(&self) -> &str {
@@ -134,12 +142,16 @@ impl Providers {
         if ready.is_empty() { all.clone() } else { ready }
     }
 
-    pub fn failed(&self, p: &Provider) {
+    /// Puts `p` in its cool-down; true when it was not cooling down already.
+    pub fn failed(&self, p: &Provider) -> bool {
         if self.cooldown.is_zero() {
-            return;
+            return false;
         }
-        *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + self.cooldown);
+        let now = Instant::now();
+        let mut until = p.cooling_until.lock().unwrap_or_else(|e| e.into_inner());
+        let started = until.is_none_or(|u| u <= now);
+        *until = Some(now + self.cooldown);
+        started
     }
 
     pub fn succeeded(&self, p: &Provider) {
