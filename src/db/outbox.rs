@@ -456,9 +456,12 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
     })
 }
 
-/// Messages by state, and the creation time of the oldest queued one: what the
-/// metrics' refresh task shows (`otpgate_outbox_messages`).
-pub fn gauges(conn: &mut DbConnection) -> QueryResult<(Vec<(String, i64)>, Option<i64>)> {
+/// Messages per state, and the creation time of the oldest queued one.
+pub type Gauges = (Vec<(String, i64)>, Option<i64>);
+
+/// What the metrics' refresh task shows (`otpgate_outbox_messages`): messages by
+/// state, and the creation time of the oldest queued one.
+pub fn gauges(conn: &mut DbConnection) -> QueryResult<Gauges> {
     let counts = outbox::table
         .group_by(outbox::state)
         .select((outbox::state, diesel::dsl::count_star()))
