@@ -600,6 +600,10 @@ async fn the_json_access_line_names_the_request_and_no_secret(b: Backend) {
     let code_line = eventually(Duration::from_secs(10), || async {
         std::fs::read_to_string(dir.path().join("otpgate-deliveries.jsonl"))
             .map_err(|e| e.to_string())
+            .and_then(|t| match t.lines().next() {
+                Some(l) if l.ends_with('}') => Ok(t.clone()),
+                _ => Err("no message yet".to_string()),
+            })
     })
     .await;
     let code = first_digits(
