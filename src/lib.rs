@@ -12,6 +12,7 @@ pub mod db;
 pub mod delivery;
 pub mod dialects;
 pub mod error;
+pub mod metrics;
 pub mod record;
 pub mod schemas;
 pub mod services;

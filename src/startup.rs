@@ -12,6 +12,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod observe;
+
 use crate::delivery::Dispatcher;
 use crate::dialects::DIALECTS;
 use crate::state::AppState;
@@ -105,6 +107,11 @@ pub struct Gateway {
     recording: Option<crate::record::Recording>,
     /// Forgets the throttle's idle buckets while the server runs.
     throttle_cleanup: JoinHandle<()>,
+    /// Refreshes the metrics read from the database, when metrics are on.
+    metrics_refresh: Option<JoinHandle<()>>,
+    /// The `metrics.bind` listener's server and port, when there is one.
+    metrics_server: Option<actix_web::dev::ServerHandle>,
+    pub metrics_port: Option<u16>,
 }
 
 impl Gateway {
@@ -118,9 +125,13 @@ impl Gateway {
         let port = listener.local_addr()?.port();
         let upstream = &app.settings.upstream;
         crate::dialects::check_routes(upstream).map_err(std::io::Error::other)?;
-        let upstreams =
-            Data::new(Upstreams::from_settings(upstream).map_err(std::io::Error::other)?);
+        let upstreams = Data::new(
+            Upstreams::from_settings(upstream)
+                .map_err(std::io::Error::other)?
+                .with_metrics(&app.metrics),
+        );
         let data = Data::new(app.clone());
+        let watched = upstreams.clone();
         let max_body = app.settings.max_body_bytes;
         let recording = crate::record::Recording::start(&app.settings)?;
         let capture = recording.as_ref().map(crate::record::Recording::capture);
@@ -135,6 +146,7 @@ impl Gateway {
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(crate::record::middleware(capture.clone()))
+                .wrap(actix_web::middleware::from_fn(observe::middleware))
                 .wrap(actix_web::middleware::from_fn(
                     crate::wire::request_id::middleware,
                 ))
@@ -172,6 +184,24 @@ impl Gateway {
                 vec![tokio::spawn(d.run(rx)), tokio::spawn(housekeeping)],
             )
         });
+        let (mut metrics_refresh, mut metrics_server, mut metrics_port) = (None, None, None);
+        let metrics = &app.settings.metrics;
+        if metrics.enabled {
+            metrics_refresh = Some(tokio::spawn(observe::refresh(
+                app.clone(),
+                watched,
+                Duration::from_secs(metrics.refresh_seconds),
+            )));
+            if let Some(bind) = &metrics.bind {
+                let listener = TcpListener::bind(bind).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("metrics.bind {bind}: {e}"))
+                })?;
+                metrics_port = Some(listener.local_addr()?.port());
+                let server = observe::separate_server(app.clone(), listener)?;
+                metrics_server = Some(server.handle());
+                tokio::spawn(server);
+            }
+        }
         let throttle_cleanup = tokio::spawn(
             app.throttle
                 .clone()
@@ -184,6 +214,9 @@ impl Gateway {
             background,
             recording,
             throttle_cleanup,
+            metrics_refresh,
+            metrics_server,
+            metrics_port,
         })
     }
 
@@ -201,6 +234,12 @@ impl Gateway {
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.throttle_cleanup.abort();
+        if let Some(t) = self.metrics_refresh {
+            t.abort();
+        }
+        if let Some(h) = self.metrics_server {
+            h.stop(true).await;
+        }
         if let Some((tx, tasks)) = self.background {
             let _ = tx.send(true);
             let all = futures_util::future::join_all(tasks);
@@ -252,6 +291,14 @@ pub fn routes() -> Vec<Route> {
 /// is a JSON 404.
 async fn route(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
     let path = req.path();
+    if path == observe::PATH && observe::on_main_listener(&state) {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return HttpResponse::MethodNotAllowed()
+                .insert_header((actix_web::http::header::ALLOW, "GET"))
+                .json(json!({"error": "method not allowed", "allow": "GET"}));
+        }
+        return observe::scrape(&req, &state);
+    }
     if let Some((r, own)) = GATEWAY_ROUTES.iter().find(|(r, _)| r.matches(path)) {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return HttpResponse::MethodNotAllowed()

@@ -11,6 +11,7 @@ use crate::core::throttle::Throttle;
 use crate::core::users::Passwords;
 use crate::db::Db;
 use crate::delivery::Templates;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,6 +27,9 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// The proxies whose `X-Forwarded-For` is believed (`security.trusted_proxies`).
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// This gateway's Prometheus metrics (recording nothing when `metrics.enabled` is
+    /// false).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -33,8 +37,10 @@ impl AppState {
     /// wrong, for the operator.
     pub fn new(settings: Settings) -> Result<AppState, String> {
         let db = Db::open(&settings.database_url, settings.pool_connections())?;
+        let metrics = Arc::new(Metrics::new(settings.metrics.enabled, db.backend()));
+        let db = db.with_metrics(metrics.clone());
         let keys = Keys::from_settings(&settings.secrets)?;
-        let passwords = Passwords::new(&settings.password_hashing)?;
+        let passwords = Passwords::new(&settings.password_hashing)?.with_metrics(metrics.clone());
         let field_cipher = if settings.field_cipher.enabled {
             Some(Arc::new(
                 FieldCipher::from_settings(&settings.field_cipher)
@@ -54,6 +60,7 @@ impl AppState {
             passwords: Arc::new(passwords),
             field_cipher,
             outbox_wake: Arc::new(Notify::new()),
+            metrics,
         })
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod delivery;
 mod load;
+mod metrics;
 mod record;
 mod security;
 mod upstream;
@@ -19,6 +20,7 @@ pub use delivery::{
     BUILTIN_PROVIDERS, BasicAuth, DeliverySettings, FileSettings, HttpSmsSettings,
     LogProviderSettings, OrgDelivery, ProviderSettings, SmtpSettings, TemplateSet,
 };
+pub use metrics::MetricsSettings;
 pub use record::RecordSettings;
 pub use security::{Buckets, Rate, SecuritySettings, ThrottleSettings};
 pub use upstream::{RouteTo, UnknownTokens, Upstream, UpstreamSettings};
@@ -65,6 +67,8 @@ pub struct Settings {
     pub record: RecordSettings,
     /// Unknown-user answers, trusted proxies and the per-client throttle.
     pub security: SecuritySettings,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +221,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             record: RecordSettings::default(),
             security: SecuritySettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }

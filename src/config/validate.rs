@@ -126,6 +126,7 @@ impl Settings {
                 self.log.format
             ));
         }
+        problems.extend(self.metrics.problems());
         if problems.is_empty() {
             Ok(())
         } else {

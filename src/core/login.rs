@@ -76,7 +76,7 @@ pub async fn password_login(
     let since = now_ms() - settings.lockout_seconds * 1000;
     let (user, local, global) = {
         let (global_key, local_key) = (global_key.clone(), local_key.clone());
-        db.run(move |c| {
+        db.run_as("login", move |c| {
             let user = users::find_by_login(c, &login)?;
             let (n, oldest, _) = login_failures::since(c, &local_key, since)?;
             let (gn, _, last) = login_failures::since(c, &global_key, since)?;
@@ -102,7 +102,16 @@ pub async fn password_login(
     let kind = outcome.as_ref().err().map_or("ok", Error::kind);
     let failed = matches!(outcome, Err(Error::InvalidCredentials));
     let succeeded = outcome.is_ok();
-    db.run(move |c| {
+    let counted = match &outcome {
+        Ok(()) => "ok",
+        Err(Error::InvalidCredentials) => "failed",
+        Err(Error::LoginLocked { .. }) => "locked",
+        Err(_) => "busy",
+    };
+    // This failure is the one that reaches the limit: the address is locked out now.
+    let lockout_started = failed && local.0 + 1 == settings.max_failures;
+    db.metrics().login(counted, lockout_started);
+    db.run_as("login_record", move |c| {
         write_transaction(c, |c| {
             let now = now_ms();
             if failed {

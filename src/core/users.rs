@@ -16,6 +16,7 @@ use crate::core::otp::{Channel, Destination, Policy};
 use crate::db::users;
 use crate::db::{Db, DbConnection, now_ms, write_transaction};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 pub struct Passwords {
     argon: Argon2<'static>,
@@ -29,6 +30,7 @@ pub struct Passwords {
     /// A hash to verify against when the user does not exist, so that answering
     /// "unknown user" takes as long as "wrong password".
     decoy: String,
+    metrics: Arc<Metrics>,
 }
 
 impl Passwords {
@@ -42,12 +44,19 @@ impl Passwords {
             memory: Mutex::new(Vec::new()),
             max_concurrent: s.max_concurrent,
             decoy: String::new(),
+            metrics: Metrics::off(),
         };
         let random = hex::encode(crate::core::keys::random_bytes::<16>());
         p.decoy = p
             .hash(&random)
             .map_err(|e| format!("password_hashing: {e}"))?;
         Ok(p)
+    }
+
+    /// The same hasher, recording its queue waits in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Passwords {
+        self.metrics = metrics;
+        self
     }
 
     /// Hashes on the calling thread (command-line tools).
@@ -120,7 +129,9 @@ impl Passwords {
         password: String,
         wait: std::time::Duration,
     ) -> Result<bool> {
+        let asked = std::time::Instant::now();
         let permit = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+        self.metrics.hashing_wait(asked.elapsed().as_secs_f64());
         let _permit = permit
             .map_err(|_| Error::Unavailable)?
             .map_err(Error::internal)?;

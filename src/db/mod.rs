@@ -27,6 +27,7 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -202,6 +203,7 @@ pub struct Db {
     /// database is known to be down, requests wait briefly instead of the full
     /// timeout, so clients get their 503 at once.
     reachable: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 /// How long a request waits for a pooled connection while the database answers.
@@ -235,7 +237,27 @@ impl Db {
             pool,
             url,
             reachable,
+            metrics: Metrics::off(),
         })
+    }
+
+    /// The same pool, recording its waits and work in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Db {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Connections (in use, idle) in the pool now.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (
+            s.connections.saturating_sub(s.idle_connections),
+            s.idle_connections,
+        )
     }
 
     pub fn backend(&self) -> &'static str {
@@ -255,27 +277,40 @@ impl Db {
         F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_as("other", f).await
+    }
+
+    /// As [`Db::run`], its time recorded as work of `kind` (`issue`, `verify`…: a
+    /// label of `otpgate_db_transaction_duration_seconds`).
+    pub async fn run_as<T, F>(&self, kind: &'static str, f: F) -> Result<T>
+    where
+        F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let wait = if self.reachable.load(Ordering::Relaxed) {
             CONNECTION_WAIT
         } else {
             CONNECTION_WAIT_WHEN_DOWN
         };
-        self.run_waiting(wait, f).await
+        self.run_waiting(kind, wait, f).await
     }
 
     /// As [`Db::run`], waiting at most `wait` for a connection.
-    async fn run_waiting<T, F>(&self, wait: Duration, f: F) -> Result<T>
+    async fn run_waiting<T, F>(&self, kind: &'static str, wait: Duration, f: F) -> Result<T>
     where
         F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (pool, reachable) = (self.pool.clone(), self.reachable.clone());
+        let metrics = self.metrics.clone();
         // The request this work is done for goes with it: its log lines and the audit
         // events it writes name the request.
         let (request, span) = (crate::core::request_id::current(), tracing::Span::current());
         tokio::task::spawn_blocking(move || {
             let _span = span.entered();
-            crate::core::request_id::carried(request, || run_retrying(&pool, &reachable, wait, f))
+            crate::core::request_id::carried(request, || {
+                run_retrying(&pool, &reachable, &metrics, kind, wait, f)
+            })
         })
         .await
         .map_err(Error::internal)?
@@ -284,7 +319,7 @@ impl Db {
     /// Whether the database answers a query within `within` (readiness): never
     /// longer, whatever the database or the pool is doing.
     pub async fn ready(&self, within: Duration) -> bool {
-        let check = self.run_waiting(within, |c| Ok(c.batch_execute("SELECT 1")?));
+        let check = self.run_waiting("ready", within, |c| Ok(c.batch_execute("SELECT 1")?));
         matches!(tokio::time::timeout(within, check).await, Ok(Ok(())))
     }
 
@@ -302,13 +337,18 @@ impl Db {
 fn run_retrying<T>(
     pool: &Pool,
     reachable: &AtomicBool,
+    metrics: &Metrics,
+    kind: &'static str,
     wait: Duration,
     mut f: impl FnMut(&mut DbConnection) -> Result<T>,
 ) -> Result<T> {
-    let deadline = std::time::Instant::now() + wait;
+    let asked = std::time::Instant::now();
+    let deadline = asked + wait;
     let mut conn = checkout(pool, reachable, wait)?;
+    let started = std::time::Instant::now();
+    metrics.pool_wait((started - asked).as_secs_f64());
     COMMIT_SENT.set(false);
-    match f(&mut conn) {
+    let result = match f(&mut conn) {
         Err(Error::Internal(e)) if !COMMIT_SENT.get() && lost(&mut conn) => {
             discard(&mut conn);
             drop(conn);
@@ -321,7 +361,9 @@ fn run_retrying<T>(
             f(&mut conn)
         }
         other => other,
-    }
+    };
+    metrics.transaction(kind, started.elapsed().as_secs_f64());
+    result
 }
 
 fn checkout(

@@ -487,3 +487,12 @@ pub fn oldest_queued(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
         .select(diesel::dsl::min(outbox::created_at))
         .first(conn)
 }
+
+/// Messages per state, and the creation time of the oldest one not yet sent.
+pub type Gauges = (Vec<(String, i64)>, Option<i64>);
+
+/// What the metrics' refresh task shows (`otpgate_outbox_messages`): messages by
+/// state, and the creation time of the oldest one not yet sent.
+pub fn gauges(conn: &mut DbConnection) -> QueryResult<Gauges> {
+    Ok((count_by_state(conn)?, oldest_queued(conn)?))
+}

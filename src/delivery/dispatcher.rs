@@ -173,7 +173,7 @@ impl Dispatcher {
         let lease_ms = self.settings.lease_and_budget().0.as_millis() as i64;
         let taken = self
             .db
-            .run(move |c| {
+            .run_as("outbox_claim", move |c| {
                 let now = now_ms();
                 Ok(outbox::claim_due(c, &claim, now, now + lease_ms, limit)?)
             })
@@ -201,7 +201,9 @@ impl Dispatcher {
     async fn sweep(&self) {
         let swept = self
             .db
-            .run(|c| Ok(outbox::drop_dead_payloads(c, now_ms())?))
+            .run_as("outbox_sweep", |c| {
+                Ok(outbox::drop_dead_payloads(c, now_ms())?)
+            })
             .await;
         if let Err(e) = swept {
             tracing::warn!(error = ?e, "dropping the texts of dead messages failed");
@@ -217,7 +219,7 @@ impl Dispatcher {
         let settings = self.settings.clone();
         let recorded = self
             .db
-            .run(move |c| {
+            .run_as("outbox_record", move |c| {
                 write_transaction(c, |c| {
                     let now = now_ms();
                     // One update per claim, provider and reference: the messages a
@@ -317,6 +319,12 @@ impl Dispatcher {
             match sent {
                 Ok(receipt) => {
                     self.providers.succeeded(&p);
+                    let waited_ms = (crate::db::now_ms() - row.created_at).max(0);
+                    self.db.metrics().delivered(
+                        p.label(),
+                        channel.as_str(),
+                        waited_ms as f64 / 1000.0,
+                    );
                     if self.settings.console {
                         // The demo's stand-in for a phone: the whole message, on stdout.
                         let subject = out
@@ -341,7 +349,8 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     let e = scrub(&e, &out);
-                    self.providers.failed(&p, &e);
+                    let cooling = self.providers.failed(&p, &e);
+                    self.db.metrics().delivery_failed(p.label(), &e, cooling);
                     tracing::info!(message_id = %row.id, provider = p.name(), to = %row.destination_masked, error = %e, "provider did not take the message");
                     errors.push(format!("{}: {e}", p.name()));
                 }

@@ -29,15 +29,23 @@ pub struct Provider {
     cooling_until: Mutex<Option<Instant>>,
     /// What it did since that was last written, if anything.
     unwritten: Mutex<Option<ProviderStatus>>,
+    /// The name, shared with the metrics' labels.
+    label: Arc<str>,
 }
 
 impl Provider {
     fn new(transport: Arc<dyn Transport>) -> Arc<Provider> {
         Arc::new(Provider {
+            label: transport.name().into(),
             transport,
             cooling_until: Mutex::new(None),
             unwritten: Mutex::new(None),
         })
+    }
+
+    /// The name as a metrics label.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
     }
 
     pub fn name(&self) -> &str {
@@ -153,8 +161,9 @@ impl Providers {
         if ready.is_empty() { all.clone() } else { ready }
     }
 
-    /// `p` did not take a message, for the reason `error` (already scrubbed).
-    pub fn failed(&self, p: &Provider, error: &str) {
+    /// `p` did not take a message, for the reason `error` (already scrubbed); puts it
+    /// in its cool-down. True when it was not cooling down already.
+    pub fn failed(&self, p: &Provider, error: &str) -> bool {
         let now = now_ms();
         let cooling = !self.cooldown.is_zero();
         p.note(|s| {
@@ -163,10 +172,14 @@ impl Providers {
             s.failures += 1;
             s.cooling_until = cooling.then(|| now + self.cooldown.as_millis() as i64);
         });
-        if cooling {
-            *p.cooling_until.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(Instant::now() + self.cooldown);
+        if !cooling {
+            return false;
         }
+        let now = Instant::now();
+        let mut until = p.cooling_until.lock().unwrap_or_else(|e| e.into_inner());
+        let started = until.is_none_or(|u| u <= now);
+        *until = Some(now + self.cooldown);
+        started
     }
 
     pub fn succeeded(&self, p: &Provider) {

@@ -17,6 +17,8 @@ use crate::wire::routes::Route;
 /// A dialect as the router sees it: its routes, the area of paths it answers for in
 /// its own shape (unknown operations, wrong methods), and its handler.
 pub struct Dialect {
+    /// Its name in metrics and logs.
+    pub name: &'static str,
     pub routes: &'static [Route],
     pub is_area: fn(&str) -> bool,
     pub handle: fn(HttpRequest, Payload, Data<AppState>) -> LocalBoxFuture<'static, HttpResponse>,
@@ -25,16 +27,19 @@ pub struct Dialect {
 /// Every dialect the gateway serves.
 pub const DIALECTS: &[Dialect] = &[
     Dialect {
+        name: "summit",
         routes: summit::ROUTES,
         is_area: summit::is_area,
         handle: |r, p, s| Box::pin(summit::handle(r, p, s)),
     },
     Dialect {
+        name: "twofactor",
         routes: twofactor::ROUTES,
         is_area: twofactor::is_area,
         handle: |r, p, s| Box::pin(twofactor::handle(r, p, s)),
     },
     Dialect {
+        name: "capillary",
         routes: capillary::ROUTES,
         is_area: capillary::is_area,
         handle: |r, p, s| Box::pin(capillary::handle(r, p, s)),

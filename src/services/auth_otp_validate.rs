@@ -8,6 +8,7 @@ use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, VerifyRequest};
 use crate::db::{capillary_sessions, challenges, now_ms, users};
 use crate::error::{Error, Result};
+use crate::metrics::OtpEvent;
 use crate::state::AppState;
 
 pub struct Input {
@@ -24,9 +25,9 @@ pub struct Outcome {
 pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     let now = now_ms();
     let keys = state.keys.clone();
-    state
+    let result = state
         .db
-        .run(move |c| {
+        .run_as("verify", move |c| {
             let session = capillary_sessions::find(c, &input.session.session_id)?;
             let session = brands::check_session(session, &input.session, now)?;
             let subject = brands::subject(&session.id);
@@ -73,5 +74,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                 Err(e) => Err(e),
             }
         })
-        .await
+        .await;
+    state.metrics.otp_result(OtpEvent::Verified, &result);
+    result
 }

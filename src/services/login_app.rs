@@ -8,6 +8,7 @@ use crate::core::sessions;
 use crate::core::users::User;
 use crate::db::users;
 use crate::error::{Error, Result};
+use crate::metrics::OtpEvent;
 use crate::services::caller::{self, Caller};
 use crate::state::AppState;
 
@@ -49,9 +50,9 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                 purposes: &["login", "second_factor"],
                 allow_revalidate: false,
             };
-            state
+            let result = state
                 .db
-                .run(move |c| {
+                .run_as("verify", move |c| {
                     let (_, login) = otp::verify_then(c, &keys, &req, |c, verified| {
                         let user = match verified.user_id {
                             Some(id) => users::find_by_id(c, id.0)?,
@@ -65,7 +66,9 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                     })?;
                     Ok(login)
                 })
-                .await?
+                .await;
+            state.metrics.otp_result(OtpEvent::Verified, &result);
+            result?
         }
         Input::Password {
             login,

@@ -29,6 +29,7 @@ use crate::core::keys::Keys;
 use crate::db::DbConnection;
 use crate::delivery::Templates;
 use crate::error::{Error, Result};
+use crate::metrics::OtpEvent;
 use crate::state::AppState;
 
 /// Runs an operation; a panic inside it becomes an internal error rather than a
@@ -52,7 +53,11 @@ where
 {
     let (keys, templates) = (state.keys.clone(), state.templates.clone());
     let mut work = work;
-    let result = state.db.run(move |c| work(c, &keys, &templates)).await;
+    let result = state
+        .db
+        .run_as("issue", move |c| work(c, &keys, &templates))
+        .await;
+    state.metrics.otp_result(OtpEvent::Issued, &result);
     if result.is_ok() {
         state.outbox_wake.notify_one();
     }

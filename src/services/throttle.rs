@@ -24,7 +24,12 @@ pub trait Throttled {
 /// Takes the input's requests from the client's buckets, or answers
 /// `Error::Throttled`.
 pub fn admit(state: &AppState, client: IpAddr, input: &impl Throttled) -> Result<()> {
-    state.throttle.admit(client, &input.ask())
+    let ask = input.ask();
+    let admitted = state.throttle.admit(client, &ask);
+    if admitted.is_err() && ask.iter().any(|(a, _)| *a != Action::Login) {
+        state.metrics.otp(crate::metrics::OtpEvent::Throttled);
+    }
+    admitted
 }
 
 /// What an operation's failure costs its client beyond the request: a key that is no

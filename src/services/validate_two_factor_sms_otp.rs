@@ -7,6 +7,7 @@ use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, VerifyRequest};
 use crate::db::challenges;
 use crate::error::{Error, Result};
+use crate::metrics::OtpEvent;
 use crate::state::AppState;
 
 /// How the request names the OTP.
@@ -40,9 +41,9 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
         (OtpRef::Numeric { customer, .. }, _) => Some(customer.clone()),
         (OtpRef::Transaction(_), customer) => customer,
     };
-    let (verified, change_request_id) = state
+    let result = state
         .db
-        .run(move |c| {
+        .run_as("verify", move |c| {
             let transaction_id = match &input.otp {
                 OtpRef::Transaction(id) => id.clone(),
                 OtpRef::Numeric { id, .. } => ChallengeId::from_stored(
@@ -71,7 +72,9 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                 )?))
             })
         })
-        .await?;
+        .await;
+    state.metrics.otp_result(OtpEvent::Verified, &result);
+    let (verified, change_request_id) = result?;
     Ok(Outcome {
         destination_masked: verified.destination_masked,
         change_request_id,

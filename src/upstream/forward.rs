@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::breaker::Breaker;
 use crate::config::Upstream;
+use crate::metrics::Metrics;
 
 /// Headers that belong to one connection, never passed on (RFC 9110 §7.6.1), and
 /// those otpgate sets itself.
@@ -47,6 +48,9 @@ pub struct Forwarder {
     max_answer: usize,
     in_flight: Arc<Semaphore>,
     pub breaker: Breaker,
+    /// Which legacy server this is, as a metrics label, and the metrics.
+    name: &'static str,
+    metrics: Arc<Metrics>,
 }
 
 /// What the upstream answered.
@@ -210,7 +214,19 @@ impl Forwarder {
                 up.breaker_failures,
                 Duration::from_millis(up.breaker_pause_ms),
             ),
+            name: crate::metrics::UNKNOWN,
+            metrics: Metrics::off(),
         }))
+    }
+
+    /// Records its requests in `metrics` as those of `name`.
+    pub fn set_metrics(&mut self, name: &'static str, metrics: Arc<Metrics>) {
+        self.name = name;
+        self.metrics = metrics;
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The URL a request goes to: the configured one, with `suffix` appended to its
@@ -222,6 +238,20 @@ impl Forwarder {
 
     /// Sends `body` to the upstream, with the client's headers; never retried.
     pub async fn send(
+        &self,
+        req: &HttpRequest,
+        suffix: &str,
+        body: Bytes,
+    ) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let result = self.send_counted(req, suffix, body).await;
+        let failure = result.as_ref().err().map(Failure::kind);
+        self.metrics
+            .upstream(self.name, started.elapsed().as_secs_f64(), failure);
+        result
+    }
+
+    async fn send_counted(
         &self,
         req: &HttpRequest,
         suffix: &str,

@@ -64,6 +64,33 @@ impl Upstreams {
             capillary: Side::new("capillary", &s.capillary)?,
         })
     }
+
+    /// The same upstreams, recording their requests in `metrics`.
+    pub fn with_metrics(mut self, metrics: &std::sync::Arc<crate::metrics::Metrics>) -> Upstreams {
+        for (name, side) in self.sides_mut() {
+            if let Some(f) = &mut side.forwarder {
+                f.set_metrics(name, metrics.clone());
+            }
+        }
+        self
+    }
+
+    fn sides_mut(&mut self) -> [(&'static str, &mut Side); 3] {
+        [
+            ("summit", &mut self.summit),
+            ("twofactor", &mut self.twofactor),
+            ("capillary", &mut self.capillary),
+        ]
+    }
+
+    /// Each configured legacy server's name and whether its circuit is open now.
+    pub fn circuits(&self) -> Vec<(&'static str, bool)> {
+        [&self.summit, &self.twofactor, &self.capillary]
+            .into_iter()
+            .filter_map(|s| s.forwarder.as_ref())
+            .map(|f| (f.name(), f.breaker.is_open()))
+            .collect()
+    }
 }
 
 /// Forwards a request whose body has not been read yet (the dialect has no need to

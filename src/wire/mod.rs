@@ -1,6 +1,7 @@
 //! What every dialect shares on the wire: body reading and limits, format sniffing,
 //! JSON parsing as legacy clients write it, the tolerant field reader, and the XML codec.
 
+pub mod access;
 pub mod client;
 pub mod fields;
 pub mod request_id;

@@ -109,7 +109,9 @@ async fn a_database_that_goes_away_is_reported_at_once_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let settings = test_settings(&through(&db.url, proxy.addr), dir.path());
     settings.validate().unwrap();
-    let Gatewayed { app, port, handle } = start_gateway(settings).await;
+    let Gatewayed {
+        app, port, handle, ..
+    } = start_gateway(settings).await;
     let base = format!("http://127.0.0.1:{port}");
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
@@ -175,7 +177,9 @@ async fn requests_on_a_connection_that_died_are_run_again_on_a_new_one() {
     // dispatcher, are the first to meet the dead connections.
     settings.delivery.poll_interval_ms = 3_600_000;
     settings.validate().unwrap();
-    let Gatewayed { app, port, handle } = start_gateway(settings).await;
+    let Gatewayed {
+        app, port, handle, ..
+    } = start_gateway(settings).await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}{ENDPOINT}");
     let ask = |email: &str| {

@@ -18,6 +18,7 @@ mod gateway;
 mod generate;
 mod lockout;
 mod login_app;
+mod metrics;
 mod operations;
 mod record;
 mod replay;

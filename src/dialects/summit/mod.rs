@@ -119,6 +119,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         out.format = rt;
     }
     let op = registry::find(service_name);
+    crate::wire::access::operation(&req, op.map_or(crate::wire::access::UNKNOWN, |o| o.name()));
     if let Some(upstreams) = &upstreams {
         let side = &upstreams.summit;
         let specific = request::auth_type(&params).map(|a| format!("{service_name}:{a}"));
@@ -135,6 +136,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 return fault(StatusCode::OK, &msg, out);
             }
             RouteTo::Upstream => {
+                crate::wire::access::operation(&req, crate::wire::access::FORWARDED);
                 let started = std::time::Instant::now();
                 let format = Format::of_request(&req, &body);
                 // Routed by one ServiceName, the body must not name another that the
@@ -174,6 +176,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         );
     }
     let Some(op) = op else {
+        crate::wire::access::outcome(&req, "unknown_operation");
         let msg = format!("The ServiceName '{service_name}' is not supported.");
         return fault(StatusCode::OK, &msg, out);
     };
@@ -204,6 +207,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                 }
             };
             tracing::info!(service = %service_name, outcome, elapsed_ms, "summit request");
+            crate::wire::access::outcome(&req, outcome);
             answer(StatusCode::OK, &body, out)
         }
         Err(e) => {
@@ -212,6 +216,7 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
             } else {
                 tracing::info!(service = %service_name, outcome = e.kind(), elapsed_ms, "summit request");
             }
+            crate::wire::access::outcome(&req, e.kind());
             let (status, text) = errors::answer(&e);
             crate::wire::retry_after(fault(status, &text, out), &e)
         }

@@ -24,6 +24,19 @@ const NAMES: &[(&str, Operation)] = &[
     ("LoginApp", Operation::LoginApp),
 ];
 
+impl Operation {
+    /// The ServiceName as otpgate spells it (a metrics label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::TwoFactor(op) => op.name(),
+            op => NAMES
+                .iter()
+                .find(|(_, o)| *o == op)
+                .map_or(crate::wire::access::UNKNOWN, |(n, _)| *n),
+        }
+    }
+}
+
 /// The operation of a ServiceName.
 pub fn find(service_name: &str) -> Option<Operation> {
     let name = service_name.trim();

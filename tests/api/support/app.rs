@@ -42,6 +42,8 @@ pub fn test_settings(db_url: &str, dir: &std::path::Path) -> Settings {
 
 pub struct TestApp {
     pub base: String,
+    /// The `metrics.bind` listener's port, when the settings name one.
+    pub metrics_port: Option<u16>,
     pub app: AppState,
     pub client: reqwest::Client,
     pub sink: PathBuf,
@@ -74,6 +76,7 @@ pub async fn open_app(backend: Backend) -> (AppState, TestDb, tempfile::TempDir)
 pub struct Gatewayed {
     pub app: AppState,
     pub port: u16,
+    pub metrics_port: Option<u16>,
     pub handle: actix_web::dev::ServerHandle,
 }
 
@@ -84,9 +87,14 @@ pub async fn start_gateway(settings: Settings) -> Gatewayed {
         .expect("app starts");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let gateway = Gateway::build(app.clone(), listener, true).expect("gateway builds");
-    let (port, handle) = (gateway.port, gateway.handle());
+    let (port, handle, metrics_port) = (gateway.port, gateway.handle(), gateway.metrics_port);
     tokio::spawn(gateway.run());
-    Gatewayed { app, port, handle }
+    Gatewayed {
+        app,
+        port,
+        metrics_port,
+        handle,
+    }
 }
 
 pub async fn spawn(backend: Backend) -> TestApp {
@@ -100,9 +108,15 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
     tweak(&mut settings);
     settings.validate().expect("test settings are valid");
     let sink = settings.delivery.file_path.clone();
-    let Gatewayed { app, port, handle } = start_gateway(settings).await;
+    let Gatewayed {
+        app,
+        port,
+        metrics_port,
+        handle,
+    } = start_gateway(settings).await;
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
+        metrics_port,
         app,
         client: reqwest::Client::new(),
         sink,
