@@ -50,8 +50,10 @@ impl Route {
                 path.len() > prefix.len() && path.starts_with(prefix)
             }
             Match::Suffix => {
-                let p = path.trim_end_matches('/').to_ascii_lowercase();
-                p.ends_with(&self.path.to_ascii_lowercase())
+                // Compared as bytes, without case and without allocating: every request
+                // is matched against every route.
+                let (p, s) = (path.trim_end_matches('/').as_bytes(), self.path.as_bytes());
+                p.len() >= s.len() && p[p.len() - s.len()..].eq_ignore_ascii_case(s)
             }
         }
     }
@@ -66,6 +68,9 @@ mod tests {
         let r = Route::post_suffix("/api/TwoFactor/CreateTwoFactorSmsOtp");
         assert!(r.matches("/cs/API/twofactor/createtwofactorsmsotp/"));
         assert!(!r.matches("/api/TwoFactor/CreateTwoFactorSmsOtpX"));
+        assert!(!r.matches("/TwoFactor/CreateTwoFactorSmsOtp"));
+        assert!(r.matches("/api/TwoFactor/CreateTwoFactorSmsOtp//"));
+        assert!(r.matches("/é/api/twofactor/createtwofactorsmsotp"));
         let schema = Route {
             method: "GET",
             path: "/schemas/{path}",
