@@ -30,7 +30,7 @@ pub fn record(conn: &mut DbConnection, e: Event<'_>, now: i64) -> Result<()> {
     audit::insert(
         conn,
         &AuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
             at: now,
             event: e.event.to_string(),
             outcome: e.outcome.to_string(),

@@ -28,7 +28,7 @@ impl RequestId {
 
     /// A new random id.
     pub fn generate() -> RequestId {
-        RequestId(uuid::Uuid::new_v4().simple().to_string().into())
+        RequestId(uuid::Uuid::now_v7().simple().to_string().into())
     }
 
     pub fn as_str(&self) -> &str {

@@ -56,7 +56,7 @@ pub fn sends_since(
 pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<()> {
     diesel::insert_into(sends::table)
         .values((
-            sends::id.eq(uuid::Uuid::new_v4().to_string()),
+            sends::id.eq(uuid::Uuid::now_v7().to_string()),
             sends::destination_key.eq(key),
             sends::sent_at.eq(now),
         ))

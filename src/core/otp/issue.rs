@@ -204,7 +204,7 @@ fn queue_messages(
                 &challenge.reference,
             ),
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = uuid::Uuid::now_v7().to_string();
         let row = OutboxRow::queued(
             id.clone(),
             Some(challenge.id.clone()),
