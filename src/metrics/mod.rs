@@ -223,6 +223,21 @@ pub struct Metrics {
 /// The outbox's states, as `otpgate_outbox_messages{state}` shows them.
 pub const OUTBOX_STATES: [&str; 5] = ["queued", "sending", "sent", "failed", "cancelled"];
 
+/// The kinds of database work `otpgate_db_transaction_duration_seconds` tells apart
+/// (`Db::run_as`); everything else is `other`.
+pub const TRANSACTION_KINDS: [&str; 10] = [
+    "issue",
+    "verify",
+    "login",
+    "login_record",
+    "outbox_claim",
+    "outbox_record",
+    "outbox_sweep",
+    "metrics",
+    "ready",
+    "other",
+];
+
 impl Metrics {
     /// The metrics of a gateway on `backend`; `enabled: false` records nothing.
     pub fn new(enabled: bool, backend: &'static str) -> Metrics {
@@ -263,6 +278,9 @@ impl Metrics {
         }
         for state in ["in_use", "idle"] {
             let _ = m.pool_connections.get_or_create(&StateLabel { state });
+        }
+        for kind in TRANSACTION_KINDS {
+            let _ = m.transactions.get_or_create(&KindLabel { kind });
         }
         let r = &mut m.registry;
         r.register(
@@ -510,7 +528,9 @@ impl Metrics {
         }
     }
 
+    /// Database work of `kind`, one of [`TRANSACTION_KINDS`].
     pub fn transaction(&self, kind: &'static str, seconds: f64) {
+        debug_assert!(TRANSACTION_KINDS.contains(&kind), "{kind}");
         if self.enabled {
             self.transactions
                 .get_or_create(&KindLabel { kind })
