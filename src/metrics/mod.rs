@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,78 +22,16 @@ use prometheus_client::registry::Registry;
 
 use crate::error::Error;
 
+mod labels;
+
+use labels::*;
+pub use labels::{
+    LOGIN_OUTCOMES, OUTBOX_STATES, OtpEvent, RequestLabels, TRANSACTION_KINDS, UNKNOWN,
+    failure_reason,
+};
+
 /// The `Content-Type` of the scrape.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
-/// The value of a label whose real value is not one of its known set.
-pub const UNKNOWN: &str = "unknown";
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub dialect: &'static str,
-    pub operation: &'static str,
-    pub outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OperationLabels {
-    dialect: &'static str,
-    operation: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabel {
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProviderLabel {
-    provider: Arc<str>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProviderResult {
-    provider: Arc<str>,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProviderReason {
-    provider: Arc<str>,
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ChannelLabel {
-    channel: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamLabel {
-    upstream: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamError {
-    upstream: &'static str,
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabels {
-    version: &'static str,
-    backend: &'static str,
-}
 
 /// Buckets of a histogram family, given once.
 #[derive(Clone)]
@@ -123,80 +60,6 @@ fn wait() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 3.0, 11))
 }
 
-/// What an OTP request came to, as `otpgate_otp_events_total{outcome}` counts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OtpEvent {
-    Issued,
-    Verified,
-    WrongCode,
-    Expired,
-    Used,
-    Superseded,
-    AttemptsExhausted,
-    SendLimited,
-    CooledDown,
-    Throttled,
-}
-
-impl OtpEvent {
-    pub const ALL: [OtpEvent; 10] = [
-        OtpEvent::Issued,
-        OtpEvent::Verified,
-        OtpEvent::WrongCode,
-        OtpEvent::Expired,
-        OtpEvent::Used,
-        OtpEvent::Superseded,
-        OtpEvent::AttemptsExhausted,
-        OtpEvent::SendLimited,
-        OtpEvent::CooledDown,
-        OtpEvent::Throttled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OtpEvent::Issued => "issued",
-            OtpEvent::Verified => "verified",
-            OtpEvent::WrongCode => "wrong_code",
-            OtpEvent::Expired => "expired",
-            OtpEvent::Used => "used",
-            OtpEvent::Superseded => "superseded",
-            OtpEvent::AttemptsExhausted => "attempts_exhausted",
-            OtpEvent::SendLimited => "send_limited",
-            OtpEvent::CooledDown => "cooled_down",
-            OtpEvent::Throttled => "throttled",
-        }
-    }
-
-    /// The event an error of an OTP operation is, if it is one of them.
-    pub fn of_error(e: &Error) -> Option<OtpEvent> {
-        Some(match e {
-            Error::WrongCode { .. } => OtpEvent::WrongCode,
-            Error::CodeExpired => OtpEvent::Expired,
-            Error::CodeAlreadyUsed => OtpEvent::Used,
-            Error::CodeSuperseded => OtpEvent::Superseded,
-            Error::TooManyAttempts => OtpEvent::AttemptsExhausted,
-            Error::SendLimitReached { .. } => OtpEvent::SendLimited,
-            Error::ResendCooldown { .. } => OtpEvent::CooledDown,
-            Error::Throttled { .. } => OtpEvent::Throttled,
-            _ => return None,
-        })
-    }
-}
-
-/// Why a provider did not take a message, in a few classes.
-pub fn failure_reason(error: &str) -> &'static str {
-    let e = error.to_ascii_lowercase();
-    if e.contains("timed out") || e.contains("timeout") || e.contains("no answer within") {
-        "timeout"
-    } else if e.contains("connect") || e.contains("refused") || e.contains("dns") {
-        "connect"
-    } else if e.contains("status") || e.contains("rejected") || e.contains("answered") {
-        "rejected"
-    } else {
-        "other"
-    }
-}
-
 pub struct Metrics {
     enabled: bool,
     registry: Registry,
@@ -219,24 +82,6 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamError, Counter>,
     circuit_open: Family<UpstreamLabel, Gauge>,
 }
-
-/// The outbox's states, as `otpgate_outbox_messages{state}` shows them.
-pub const OUTBOX_STATES: [&str; 5] = ["queued", "sending", "sent", "failed", "cancelled"];
-
-/// The kinds of database work `otpgate_db_transaction_duration_seconds` tells apart
-/// (`Db::run_as`); everything else is `other`.
-pub const TRANSACTION_KINDS: [&str; 10] = [
-    "issue",
-    "verify",
-    "login",
-    "login_record",
-    "outbox_claim",
-    "outbox_record",
-    "outbox_sweep",
-    "metrics",
-    "ready",
-    "other",
-];
 
 impl Metrics {
     /// The metrics of a gateway on `backend`; `enabled: false` records nothing.
@@ -562,9 +407,6 @@ impl Metrics {
         }
     }
 }
-
-/// What a password login came to.
-pub const LOGIN_OUTCOMES: [&str; 4] = ["ok", "failed", "locked", "busy"];
 
 #[cfg(test)]
 mod tests {
