@@ -294,38 +294,9 @@ async fn the_readme_try_it_steps_work_pasted_in_order() {
     }
 }
 
-/// `otpgate serve` on the SQLite file `otpgate.db` in `dir`, logging at `rust_log` on
-/// a pipe; returns it ready, with its base URL.
+/// `otpgate serve` on the SQLite file `otpgate.db` in `dir`, logging at `rust_log`.
 async fn serve_sqlite(dir: &std::path::Path, rust_log: &str) -> (tokio::process::Child, String) {
-    let port = free_port();
-    let child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .current_dir(dir)
-        .env_remove("OTPGATE_CONFIG")
-        .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
-        .env("OTPGATE_DATABASE_URL", sqlite_url(dir, "otpgate.db"))
-        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
-        .env("RUST_LOG", rust_log)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await;
-    (child, base)
-}
-
-/// Stops a `serve` with SIGTERM and returns what it logged.
-async fn stop(child: tokio::process::Child) -> String {
-    let pid = child.id().unwrap().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("stops")
-        .unwrap();
-    String::from_utf8_lossy(&out.stderr).to_string()
+    serve(&sqlite_url(dir, "otpgate.db"), dir, rust_log, &[]).await
 }
 
 /// The database holds password hashes, e-mail addresses and phone numbers: the SQLite
@@ -409,24 +380,6 @@ async fn a_malformed_request_is_logged_at_debug_and_never_as_an_error() {
     assert!(refused.iter().all(|l| l.contains("DEBUG")), "{log}");
     assert!(refused[0].contains("invalid Header provided"), "{log}");
     assert!(refused[2].contains("malformed_requests=3"), "{log}");
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub async fn wait_ready(base: &str) {
-    eventually(Duration::from_secs(30), || async {
-        match reqwest::get(format!("{base}/readyz")).await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            _ => Err(format!("{base} did not become ready")),
-        }
-    })
-    .await;
 }
 
 /// Two `otpgate serve` processes on one PostgreSQL database: a code succeeds once

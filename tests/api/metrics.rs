@@ -535,36 +535,17 @@ async fn a_separate_listener_serves_the_metrics(b: Backend) {
 async fn the_json_access_line_names_the_request_and_no_secret(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(b);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_remove("OTPGATE_CONFIG")
-        .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
-        .env("OTPGATE_DATABASE_URL", &db.url)
-        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
-        .env("OTPGATE_PASSWORD_HASHING__MEMORY_KIB", "8192")
-        .env("OTPGATE_PASSWORD_HASHING__ITERATIONS", "1")
-        .env("OTPGATE_LOG__FORMAT", "json")
-        .env("OTPGATE_OTP__RESEND_COOLDOWN_SECONDS", "0")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    eventually(Duration::from_secs(20), || async {
-        match client.get(format!("{base}/healthz")).send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    let (child, base) = serve(
+        &db.url,
+        dir.path(),
+        "info",
+        &[
+            ("OTPGATE_LOG__FORMAT", "json"),
+            ("OTPGATE_OTP__RESEND_COOLDOWN_SECONDS", "0"),
+        ],
+    )
     .await;
+    let client = reqwest::Client::new();
     let (ok, said) = run_otpgate(
         &db.url,
         dir.path(),
@@ -597,31 +578,9 @@ async fn the_json_access_line_names_the_request_and_no_secret(b: Backend) {
         .text()
         .await
         .unwrap();
-    let code_line = eventually(Duration::from_secs(10), || async {
-        std::fs::read_to_string(dir.path().join("otpgate-deliveries.jsonl"))
-            .map_err(|e| e.to_string())
-            .and_then(|t| match t.lines().next() {
-                Some(l) if l.ends_with('}') => Ok(t.clone()),
-                _ => Err("no message yet".to_string()),
-            })
-    })
-    .await;
-    let code = first_digits(
-        serde_json::from_str::<serde_json::Value>(code_line.lines().next().unwrap()).unwrap()
-            ["text"]
-            .as_str()
-            .unwrap(),
-    );
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("stops")
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    let txn = transaction_id(&serde_json::from_str(&answer).unwrap());
+    let code = sink_code(&dir.path().join("otpgate-deliveries.jsonl"), &txn, None).await;
+    let log = stop(child).await;
     let access: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -647,7 +606,7 @@ async fn the_json_access_line_names_the_request_and_no_secret(b: Backend) {
             .count(),
         1
     );
-    assert_eq!(code.len(), 6, "{code_line}");
+    assert_eq!(code.len(), 6, "{code}");
     for secret in [code.as_str(), "9876543210", "127.0.0.1", "ann@example.com"] {
         for l in &access {
             assert!(!l.to_string().contains(secret), "{secret} in {l}");

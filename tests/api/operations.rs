@@ -1,7 +1,6 @@
 //! Operating the gateway: request ids on audit rows and log lines, `otpgate audit`
 //! with each filter, the audit's query plans, and `otpgate status`.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -12,7 +11,6 @@ use otpgate::db::schema::{audit_events, provider_status};
 use serde_json::Value;
 
 use crate::both;
-use crate::cli::{free_port, wait_ready};
 use crate::support::sms::{self, SmsEndpoint};
 use crate::support::*;
 
@@ -141,23 +139,7 @@ async fn log_lines_carry_the_request_id(b: Backend) {
         ],
     );
     assert!(o.status.success(), "{}", output_text(&o));
-    let port = free_port();
-    let child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_remove("OTPGATE_CONFIG")
-        .env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
-        .env("OTPGATE_DATABASE_URL", &db.url)
-        .env("OTPGATE_SECRETS__OTP_KEY", TEST_KEY)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base).await;
+    let (child, base) = serve(&db.url, dir.path(), "info", &[]).await;
     let answer = reqwest::Client::new()
         .post(format!("{base}{ENDPOINT}"))
         .header("x-request-id", "req-log-7")
@@ -170,16 +152,7 @@ async fn log_lines_carry_the_request_id(b: Backend) {
         .unwrap();
     let txn = transaction_id(&serde_json::from_str(&answer).unwrap());
     let code = sink_code(&dir.path().join("otpgate-deliveries.jsonl"), &txn, None).await;
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("stops")
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stop(child).await;
     let served: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("summit request"))

@@ -285,10 +285,12 @@ impl TestApp {
     }
 }
 
-/// The messages of a delivery file, oldest first.
+/// The messages of a delivery file, oldest first: whole lines only, as a gateway in
+/// another process may be writing the last one.
 pub fn sink_messages(sink: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(sink)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(sink).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
         .lines()
         .map(|l| serde_json::from_str(l).expect("sink lines are JSON"))
         .collect()

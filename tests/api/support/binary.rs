@@ -65,3 +65,63 @@ pub fn output_text(o: &std::process::Output) -> String {
     }
     said
 }
+
+/// `otpgate serve` on `db_url` in `dir`, configured as the commands above are plus
+/// `env`, logging at `rust_log` to a pipe; answers once it is ready, with its base URL.
+/// Stop it with [`stop`] to read what it logged.
+pub async fn serve(
+    db_url: &str,
+    dir: &std::path::Path,
+    rust_log: &str,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let mut c = command(db_url, dir, &["serve"]);
+    c.env("OTPGATE_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = tokio::process::Command::from(c)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("otpgate serve starts");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    (child, base)
+}
+
+/// Stops a `serve` with SIGTERM and returns what it logged.
+pub async fn stop(child: tokio::process::Child) -> String {
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("stops")
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the gateway at `base` answers `/readyz`.
+pub async fn wait_ready(base: &str) {
+    super::eventually(std::time::Duration::from_secs(30), || async {
+        match reqwest::get(format!("{base}/readyz")).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            _ => Err(format!("{base} did not become ready")),
+        }
+    })
+    .await;
+}
