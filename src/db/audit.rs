@@ -288,19 +288,7 @@ where
     i64: ToSql<BigInt, DB>,
 {
     let sql = if numbered {
-        let mut n = 0;
-        st.sql
-            .split('?')
-            .enumerate()
-            .map(|(i, part)| {
-                if i == 0 {
-                    part.to_string()
-                } else {
-                    n += 1;
-                    format!("${n}{part}")
-                }
-            })
-            .collect()
+        super::numbered_placeholders(&st.sql)
     } else {
         st.sql.clone()
     };

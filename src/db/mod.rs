@@ -332,6 +332,18 @@ impl Db {
 /// A pooled connection within `wait`, asked for in short slices: a request already
 /// waiting gives up as soon as the pool reports that the database cannot be reached,
 /// rather than at the end of its wait.
+/// SQL written with `?` placeholders, numbered for PostgreSQL (`$1`, `$2`…), for the
+/// few statements written once as SQL for both backends. The SQL must hold no other
+/// `?` (in a string literal, say).
+fn numbered_placeholders(sql: &str) -> String {
+    let mut parts = sql.split('?');
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for (n, part) in parts.enumerate() {
+        out.push_str(&format!("${}{part}", n + 1));
+    }
+    out
+}
+
 /// Runs `f` on a pooled connection (see [`Db::run`]): once more on another connection
 /// when its connection was lost before anything was committed.
 fn run_retrying<T>(
@@ -518,4 +530,18 @@ where
 /// Milliseconds since the Unix epoch, UTC: the one time representation in storage.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            numbered_placeholders("SELECT a FROM t WHERE b = ? AND c IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+        );
+        assert_eq!(numbered_placeholders("SELECT 1"), "SELECT 1");
+    }
 }

@@ -52,20 +52,7 @@ pub fn record(conn: &mut DbConnection, s: &ProviderStatus) -> QueryResult<()> {
     match conn {
         DbConnection::Sqlite(c) => bind_all!(diesel::sql_query(SQL)).execute(c)?,
         DbConnection::Pg(c) => {
-            let mut n = 0;
-            let numbered: String = SQL
-                .split('?')
-                .enumerate()
-                .map(|(i, part)| {
-                    if i == 0 {
-                        part.to_string()
-                    } else {
-                        n += 1;
-                        format!("${n}{part}")
-                    }
-                })
-                .collect();
-            bind_all!(diesel::sql_query(numbered)).execute(c)?
+            bind_all!(diesel::sql_query(super::numbered_placeholders(SQL))).execute(c)?
         }
     };
     Ok(())
