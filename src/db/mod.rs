@@ -123,6 +123,7 @@ impl ConnectionManager {
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
+                c.set_instrumentation(count_work);
                 Ok(DbConnection::Sqlite(c))
             }
             DatabaseUrl::Postgres(url) => {
@@ -137,6 +138,7 @@ impl ConnectionManager {
                     PgConnection::establish(&url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 c.batch_execute("SET TIME ZONE 'UTC'")
                     .map_err(diesel::r2d2::Error::QueryError)?;
+                c.set_instrumentation(count_work);
                 Ok(DbConnection::Pg(c))
             }
         }
@@ -329,9 +331,6 @@ impl Db {
     }
 }
 
-/// A pooled connection within `wait`, asked for in short slices: a request already
-/// waiting gives up as soon as the pool reports that the database cannot be reached,
-/// rather than at the end of its wait.
 /// SQL written with `?` placeholders, numbered for PostgreSQL (`$1`, `$2`…), for the
 /// few statements written once as SQL for both backends. The SQL must hold no other
 /// `?` (in a string literal, say).
@@ -360,6 +359,7 @@ fn run_retrying<T>(
     let started = std::time::Instant::now();
     metrics.pool_wait((started - asked).as_secs_f64());
     COMMIT_SENT.set(false);
+    WORK.set(Work::default());
     let result = match f(&mut conn) {
         Err(Error::Internal(e)) if !COMMIT_SENT.get() && lost(&mut conn) => {
             discard(&mut conn);
@@ -374,10 +374,13 @@ fn run_retrying<T>(
         }
         other => other,
     };
-    metrics.transaction(kind, started.elapsed().as_secs_f64());
+    metrics.transaction(kind, started.elapsed().as_secs_f64(), WORK.get());
     result
 }
 
+/// A pooled connection within `wait`, asked for in short slices: a request already
+/// waiting gives up as soon as the pool reports that the database cannot be reached,
+/// rather than at the end of its wait.
 fn checkout(
     pool: &Pool,
     reachable: &AtomicBool,
@@ -404,6 +407,34 @@ thread_local! {
     /// Whether the work running on this thread has sent a COMMIT (see
     /// [`write_transaction`]): after that, a lost connection leaves the outcome unknown.
     static COMMIT_SENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What one piece of database work sent: SQL statements (BEGIN and COMMIT included)
+/// and transactions (outermost BEGINs; savepoints are not counted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    pub statements: u64,
+    pub transactions: u64,
+}
+
+thread_local! {
+    /// The work sent on this thread since [`run_retrying`] last reset it.
+    static WORK: std::cell::Cell<Work> = const {
+        std::cell::Cell::new(Work { statements: 0, transactions: 0 })
+    };
+}
+
+/// Every pooled connection's instrumentation: counts what it sends into [`WORK`],
+/// which `otpgate_db_statements_total` and `otpgate_db_transactions_total` report.
+fn count_work(event: diesel::connection::InstrumentationEvent<'_>) {
+    use diesel::connection::InstrumentationEvent as E;
+    let mut w = WORK.get();
+    match event {
+        E::StartQuery { .. } => w.statements += 1,
+        E::BeginTransaction { depth, .. } if depth.get() == 1 => w.transactions += 1,
+        _ => return,
+    }
+    WORK.set(w);
 }
 
 /// Whether a connection whose work just failed is gone: it no longer answers.

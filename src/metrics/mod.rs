@@ -78,6 +78,8 @@ pub struct Metrics {
     pool_connections: Family<StateLabel, Gauge>,
     pool_wait: Histogram,
     transactions: HistogramFamily<KindLabel>,
+    sql_statements: Family<KindLabel, Counter>,
+    sql_transactions: Family<KindLabel, Counter>,
     upstream_seconds: HistogramFamily<UpstreamLabel>,
     upstream_errors: Family<UpstreamError, Counter>,
     circuit_open: Family<UpstreamLabel, Gauge>,
@@ -104,6 +106,8 @@ impl Metrics {
             pool_connections: Family::default(),
             pool_wait: wait(),
             transactions: Family::new_with_constructor(Buckets(latency)),
+            sql_statements: Family::default(),
+            sql_transactions: Family::default(),
             upstream_seconds: Family::new_with_constructor(Buckets(latency)),
             upstream_errors: Family::default(),
             circuit_open: Family::default(),
@@ -126,6 +130,8 @@ impl Metrics {
         }
         for kind in TRANSACTION_KINDS {
             let _ = m.transactions.get_or_create(&KindLabel { kind });
+            let _ = m.sql_statements.get_or_create(&KindLabel { kind });
+            let _ = m.sql_transactions.get_or_create(&KindLabel { kind });
         }
         let r = &mut m.registry;
         r.register(
@@ -210,6 +216,16 @@ impl Metrics {
             "db_transaction_duration_seconds",
             "Database work by kind, from taking a connection to giving it back",
             m.transactions.clone(),
+        );
+        r.register(
+            "db_statements",
+            "SQL statements sent (BEGIN and COMMIT included), by the kind of work",
+            m.sql_statements.clone(),
+        );
+        r.register(
+            "db_transactions",
+            "Database transactions begun (savepoints not counted), by the kind of work",
+            m.sql_transactions.clone(),
         );
         r.register(
             "upstream_request_duration_seconds",
@@ -373,13 +389,19 @@ impl Metrics {
         }
     }
 
-    /// Database work of `kind`, one of [`TRANSACTION_KINDS`].
-    pub fn transaction(&self, kind: &'static str, seconds: f64) {
+    /// Database work of `kind`, one of [`TRANSACTION_KINDS`]: how long it held its
+    /// connection, and what it sent.
+    pub fn transaction(&self, kind: &'static str, seconds: f64, work: crate::db::Work) {
         debug_assert!(TRANSACTION_KINDS.contains(&kind), "{kind}");
         if self.enabled {
-            self.transactions
-                .get_or_create(&KindLabel { kind })
-                .observe(seconds);
+            let label = KindLabel { kind };
+            self.transactions.get_or_create(&label).observe(seconds);
+            self.sql_statements
+                .get_or_create(&label)
+                .inc_by(work.statements);
+            self.sql_transactions
+                .get_or_create(&label)
+                .inc_by(work.transactions);
         }
     }
 

@@ -199,6 +199,13 @@ async fn request_and_otp_families_move(b: Backend) {
         );
     }
     assert!(moved(&before, &after, "otpgate_db_pool_wait_seconds_count", &[]) >= 10.0);
+    // What the work sent: one transaction per issue, each with its BEGIN, its
+    // COMMIT and the statements between.
+    let issue = [("kind", "issue")];
+    let transactions = moved(&before, &after, "otpgate_db_transactions_total", &issue);
+    let statements = moved(&before, &after, "otpgate_db_statements_total", &issue);
+    assert_eq!(transactions, 3.0);
+    assert!(statements >= 3.0 * transactions, "{statements}");
 }
 
 /// Send limits, cool-downs and the throttle count as OTP outcomes.
