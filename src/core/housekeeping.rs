@@ -3,9 +3,13 @@
 //! retention period. Audit events are kept.
 
 use crate::config::Settings;
+use std::time::Duration;
+
+use diesel::QueryResult;
+
 use crate::db::{
-    DbConnection, capillary_brands, capillary_sessions, challenges, limits, login_failures, outbox,
-    sessions, write_transaction,
+    Db, DbConnection, capillary_brands, capillary_sessions, challenges, limits, login_failures,
+    outbox, sessions, write_transaction,
 };
 use crate::error::Result;
 
@@ -35,27 +39,103 @@ fn keep_sends_ms(settings: &Settings, longest_brand_minutes: Option<i64>) -> i64
         .saturating_mul(1000)
 }
 
-pub fn run(conn: &mut DbConnection, settings: &Settings, now: i64) -> Result<Removed> {
-    let keep_ms = settings.retention_days * 86_400_000;
-    Ok(write_transaction(
-        conn,
-        |c| -> diesel::QueryResult<Removed> {
-            let keep_sends =
-                keep_sends_ms(settings, capillary_brands::longest_otp_timeout_minutes(c)?);
-            Ok(Removed {
-                sends: limits::prune(c, now - keep_sends)?,
-                limit_rows: limits::prune_idle(c, now - keep_sends)?,
-                sessions: sessions::delete_expired(c, now)?,
-                capillary_sessions: capillary_sessions::delete_expired(c, now)?,
-                messages: outbox::delete_final_before(c, now - keep_ms)?,
-                challenges: challenges::delete_expired_before(c, now - keep_ms)?,
-                login_failures: login_failures::prune(
-                    c,
-                    now - settings.login.lockout_seconds * 1000,
-                )?,
-            })
-        },
-    )?)
+/// Rows one housekeeping transaction deletes at most. Each batch holds the write lock
+/// (SQLite's one writer) for a few milliseconds; requests get it between batches.
+pub const BATCH_ROWS: i64 = 2_000;
+
+/// What housekeeping deletes, in order: messages before the challenges they name.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    Sends,
+    LimitRows,
+    Sessions,
+    CapillarySessions,
+    Messages,
+    Challenges,
+    LoginFailures,
+}
+
+impl Table {
+    const ALL: [Table; 7] = [
+        Table::Sends,
+        Table::LimitRows,
+        Table::Sessions,
+        Table::CapillarySessions,
+        Table::Messages,
+        Table::Challenges,
+        Table::LoginFailures,
+    ];
+
+    /// Deletes at most `limit` of this table's rows that count for nothing before
+    /// `cutoffs` says.
+    fn delete(self, c: &mut DbConnection, at: &Cutoffs, limit: i64) -> QueryResult<usize> {
+        match self {
+            Table::Sends => limits::prune(c, at.sends, limit),
+            Table::LimitRows => limits::prune_idle(c, at.sends, limit),
+            Table::Sessions => sessions::delete_expired(c, at.now, limit),
+            Table::CapillarySessions => capillary_sessions::delete_expired(c, at.now, limit),
+            Table::Messages => outbox::delete_final_before(c, at.retention, limit),
+            Table::Challenges => challenges::delete_expired_before(c, at.retention, limit),
+            Table::LoginFailures => login_failures::prune(c, at.failures, limit),
+        }
+    }
+
+    fn count(self, removed: &mut Removed) -> &mut usize {
+        match self {
+            Table::Sends => &mut removed.sends,
+            Table::LimitRows => &mut removed.limit_rows,
+            Table::Sessions => &mut removed.sessions,
+            Table::CapillarySessions => &mut removed.capillary_sessions,
+            Table::Messages => &mut removed.messages,
+            Table::Challenges => &mut removed.challenges,
+            Table::LoginFailures => &mut removed.login_failures,
+        }
+    }
+}
+
+/// The times before which each kind of row counts for nothing.
+#[derive(Debug, Clone, Copy)]
+struct Cutoffs {
+    now: i64,
+    sends: i64,
+    retention: i64,
+    failures: i64,
+}
+
+/// Deletes what counts for nothing at `now`, [`BATCH_ROWS`] rows per transaction,
+/// letting other work run between transactions. A failure stops the run; what the
+/// batches before it deleted stays deleted, and the next run goes on from there.
+pub async fn run(db: &Db, settings: &Settings, now: i64) -> Result<Removed> {
+    let longest_brand = db
+        .run_as("housekeeping", |c| {
+            Ok(capillary_brands::longest_otp_timeout_minutes(c)?)
+        })
+        .await?;
+    let at = Cutoffs {
+        now,
+        sends: now - keep_sends_ms(settings, longest_brand),
+        retention: now - settings.retention_days * 86_400_000,
+        failures: now - settings.login.lockout_seconds * 1000,
+    };
+    let mut removed = Removed::default();
+    for table in Table::ALL {
+        loop {
+            let started = std::time::Instant::now();
+            let n = db
+                .run_as("housekeeping", move |c| {
+                    Ok(write_transaction(c, |c| table.delete(c, &at, BATCH_ROWS))?)
+                })
+                .await?;
+            *table.count(&mut removed) += n;
+            if n < BATCH_ROWS as usize {
+                break;
+            }
+            // As long again for everything else: housekeeping never holds the writer
+            // (or, on SQLite, the one connection) more than half the time.
+            tokio::time::sleep(started.elapsed().max(Duration::from_millis(1))).await;
+        }
+    }
+    Ok(removed)
 }
 
 /// Runs [`run`] at start and then every `every`, until `shutdown` turns true.
@@ -66,8 +146,7 @@ pub async fn run_periodically(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let s = settings.clone();
-        match db.run(move |c| run(c, &s, crate::db::now_ms())).await {
+        match run(&db, &settings, crate::db::now_ms()).await {
             Ok(removed) if removed != Removed::default() => {
                 tracing::info!(?removed, "housekeeping")
             }

@@ -62,7 +62,8 @@ pub fn end(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<usize> {
     .execute(conn)
 }
 
-pub fn delete_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
-    diesel::delete(capillary_sessions::table.filter(capillary_sessions::expires_at.le(now)))
-        .execute(conn)
+/// Deletes at most `limit` expired sessions.
+pub fn delete_expired(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<usize> {
+    let table = ("capillary_sessions", "id");
+    super::delete_batch(conn, table, "expires_at <= ?", now, limit)
 }

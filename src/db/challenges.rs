@@ -97,9 +97,13 @@ pub fn spend_attempt(
     Ok(n == 1)
 }
 
-/// Deletes challenges that expired before `before`.
-pub fn delete_expired_before(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
-    diesel::delete(challenges::table.filter(challenges::expires_at.lt(before))).execute(conn)
+/// Deletes at most `limit` challenges that expired before `before`.
+pub fn delete_expired_before(
+    conn: &mut DbConnection,
+    before: i64,
+    limit: i64,
+) -> QueryResult<usize> {
+    super::delete_batch(conn, ("challenges", "id"), "expires_at < ?", before, limit)
 }
 
 pub fn find_by_numeric_id(

@@ -67,13 +67,15 @@ pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<
     Ok(())
 }
 
-/// Forgets sends older than `before` (housekeeping; they no longer count anywhere).
-pub fn prune(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
-    diesel::delete(sends::table.filter(sends::sent_at.lt(before))).execute(conn)
+/// Forgets at most `limit` sends older than `before` (housekeeping; they no longer
+/// count anywhere).
+pub fn prune(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
+    super::delete_batch(conn, ("sends", "id"), "sent_at < ?", before, limit)
 }
 
-/// Forgets the lock rows of destinations and subjects not sent to since `before`
-/// (subjects' rows never record a send): they are made again on the next issue.
-pub fn prune_idle(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
-    diesel::delete(send_limits::table.filter(send_limits::last_sent_at.lt(before))).execute(conn)
+/// Forgets at most `limit` lock rows of destinations and subjects not sent to since
+/// `before` (subjects' rows never record a send): they are made again on the next issue.
+pub fn prune_idle(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
+    let table = ("send_limits", "destination_key");
+    super::delete_batch(conn, table, "last_sent_at < ?", before, limit)
 }

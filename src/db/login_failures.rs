@@ -39,6 +39,7 @@ pub fn clear(conn: &mut DbConnection, key: &str) -> QueryResult<usize> {
 }
 
 /// Forgets failures older than `before` (housekeeping; they count nowhere).
-pub fn prune(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
-    diesel::delete(login_failures::table.filter(login_failures::at.lt(before))).execute(conn)
+/// At most `limit` of them.
+pub fn prune(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
+    super::delete_batch(conn, ("login_failures", "id"), "at < ?", before, limit)
 }

@@ -343,6 +343,36 @@ fn numbered_placeholders(sql: &str) -> String {
     out
 }
 
+/// Deletes at most `limit` rows of `table` that meet `condition`, SQL in which every
+/// `?` stands for `at`; `key` is the table's primary key (housekeeping's batches).
+/// Both are names from this crate, never from a request.
+pub(crate) fn delete_batch(
+    conn: &mut DbConnection,
+    (table, key): (&'static str, &'static str),
+    condition: &'static str,
+    at: i64,
+    limit: i64,
+) -> QueryResult<usize> {
+    use diesel::sql_types::BigInt;
+    let sql = format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} LIMIT ?)"
+    );
+    let times = condition.matches('?').count();
+    macro_rules! run {
+        ($c:expr, $sql:expr) => {{
+            let mut q = diesel::sql_query($sql).into_boxed();
+            for _ in 0..times {
+                q = q.bind::<BigInt, _>(at);
+            }
+            q.bind::<BigInt, _>(limit).execute($c)
+        }};
+    }
+    match conn {
+        DbConnection::Sqlite(c) => run!(c, sql),
+        DbConnection::Pg(c) => run!(c, numbered_placeholders(&sql)),
+    }
+}
+
 /// Runs `f` on a pooled connection (see [`Db::run`]): once more on another connection
 /// when its connection was lost before anything was committed.
 fn run_retrying<T>(

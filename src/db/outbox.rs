@@ -292,14 +292,13 @@ pub fn mark_attempt_failed(
     Ok(n == 1)
 }
 
-/// Deletes sent, failed and cancelled messages last touched before `before`.
-pub fn delete_final_before(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
-    diesel::delete(
-        outbox::table
-            .filter(outbox::state.eq_any([SENT, FAILED, CANCELLED]))
-            .filter(outbox::updated_at.lt(before)),
-    )
-    .execute(conn)
+/// Deletes at most `limit` sent, failed and cancelled messages last touched before
+/// `before`. A message is created before it is last touched, so the index on
+/// `created_at` finds them; `updated_at`, which every claim and record moves, has none.
+pub fn delete_final_before(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
+    // The states are SENT, FAILED and CANCELLED.
+    let condition = "created_at < ? AND updated_at < ? AND state IN ('sent', 'failed', 'cancelled')";
+    super::delete_batch(conn, ("outbox", "id"), condition, before, limit)
 }
 
 /// Cancels the queued messages of these challenges (one being sent is left to finish).

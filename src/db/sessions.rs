@@ -40,13 +40,12 @@ pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult
         .optional()
 }
 
-pub fn delete_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
-    diesel::delete(
-        sessions::table.filter(
-            sessions::expires_at
-                .le(now)
-                .or((sessions::last_seen_at + sessions::idle_timeout_ms).le(now)),
-        ),
-    )
-    .execute(conn)
+/// Deletes at most `limit` sessions past their end, then at most `limit` idle for
+/// longer than their idle timeout: two statements, each on its own index (an `OR` of
+/// the two would read the whole table).
+pub fn delete_expired(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<usize> {
+    let table = ("sessions", "token_hash");
+    let ended = super::delete_batch(conn, table, "expires_at <= ?", now, limit)?;
+    let idle = "last_seen_at + idle_timeout_ms <= ?";
+    Ok(ended + super::delete_batch(conn, table, idle, now, limit)?)
 }

@@ -156,7 +156,7 @@ pub const OUTBOX_STATES: [&str; 5] = ["queued", "sending", "sent", "failed", "ca
 
 /// The kinds of database work `otpgate_db_transaction_duration_seconds` tells apart
 /// (`Db::run_as`); everything else is `other`.
-pub const TRANSACTION_KINDS: [&str; 10] = [
+pub const TRANSACTION_KINDS: [&str; 12] = [
     "issue",
     "verify",
     "login",
@@ -164,6 +164,8 @@ pub const TRANSACTION_KINDS: [&str; 10] = [
     "outbox_claim",
     "outbox_record",
     "outbox_sweep",
+    "housekeeping",
+    "group_commit",
     "metrics",
     "ready",
     "other",

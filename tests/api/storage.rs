@@ -386,17 +386,19 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
         .await;
     assert!(a.json()["User"].is_object());
     let settings = app.app.settings.clone();
-    let removed = app
-        .app
+    let now = now_ms();
+    app.app
         .db
         .run(move |c| {
-            let now = now_ms();
             let long_ago = now - 8 * 86_400_000;
             diesel::update(challenges::table.find(&old))
                 .set(challenges::expires_at.eq(long_ago))
                 .execute(c)?;
             diesel::update(outbox_t::table.filter(outbox_t::challenge_id.eq(&old)))
-                .set(outbox_t::updated_at.eq(long_ago))
+                .set((
+                    outbox_t::created_at.eq(long_ago),
+                    outbox_t::updated_at.eq(long_ago),
+                ))
                 .execute(c)?;
             diesel::update(
                 sends::table
@@ -411,8 +413,11 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
             // A failed login from before the lockout window, and one within it.
             otpgate::db::login_failures::record(c, &["old"], now - 901_000)?;
             otpgate::db::login_failures::record(c, &["recent"], now - 1_000)?;
-            otpgate::core::housekeeping::run(c, &settings, now)
+            Ok(())
         })
+        .await
+        .unwrap();
+    let removed = otpgate::core::housekeeping::run(&app.app.db, &settings, now)
         .await
         .unwrap();
     assert_eq!(
@@ -437,6 +442,46 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
 }
 
 both!(housekeeping_keeps_only_what_still_counts);
+
+/// Housekeeping deletes in bounded batches, and goes on until nothing is left: more
+/// old rows than several batches hold are all removed, the recent ones kept.
+async fn housekeeping_removes_more_than_a_batch(b: Backend) {
+    use otpgate::core::housekeeping::{BATCH_ROWS, run};
+    use otpgate::db::schema::sends;
+    let app = spawn(b).await;
+    let now = now_ms();
+    let old = 2 * BATCH_ROWS as usize + 7;
+    app.app
+        .db
+        .run(move |c| {
+            let rows: Vec<_> = (0..old + 3)
+                .map(|i| {
+                    let at = if i < old { now - 30 * 86_400_000 } else { now };
+                    (
+                        sends::id.eq(format!("bulk-{i}")),
+                        sends::destination_key.eq(format!("d{}", i % 50)),
+                        sends::sent_at.eq(at),
+                    )
+                })
+                .collect();
+            // Chunks stay below SQLite's limit on bound values per statement.
+            for chunk in rows.chunks(300) {
+                otpgate::per_backend!(c, |c| diesel::insert_into(sends::table)
+                    .values(chunk)
+                    .execute(c))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let settings = app.app.settings.clone();
+    let removed = run(&app.app.db, &settings, now).await.unwrap();
+    assert_eq!(removed.sends, old);
+    assert_eq!(app.count("sends").await, 3);
+    assert_eq!(run(&app.app.db, &settings, now).await.unwrap().sends, 0);
+}
+
+both!(housekeeping_removes_more_than_a_batch);
 
 /// The log transport takes messages (marked sent) without writing them anywhere a
 /// code could be read back.

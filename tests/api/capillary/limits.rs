@@ -204,9 +204,7 @@ async fn housekeeping_keeps_sends_for_a_brands_window(b: Backend) {
     // Three days on, the send still counts: housekeeping run then must keep it.
     let settings = app.app.settings.clone();
     let later = now_ms() + 3 * 86_400_000;
-    app.app
-        .db
-        .run(move |c| otpgate::core::housekeeping::run(c, &settings, later))
+    otpgate::core::housekeeping::run(&app.app.db, &settings, later)
         .await
         .unwrap();
     // (The session ran out meanwhile; a new one is the same brand and number.)
