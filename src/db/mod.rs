@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod twofactor_configs;
 pub mod upstream_keys;
 pub mod users;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -206,6 +207,9 @@ pub struct Db {
     /// timeout, so clients get their 503 at once.
     reachable: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    /// SQLite: the one thread that writes, committing the work that arrives together
+    /// in one transaction ([`writer`]). The pool then serves the command-line tools.
+    writer: Option<Arc<writer::Writer>>,
 }
 
 /// How long a request waits for a pooled connection while the database answers.
@@ -227,6 +231,13 @@ impl Db {
         migrate(&mut first).map_err(|e| format!("migrations failed: {e}"))?;
         drop(first);
         let reachable = Arc::new(AtomicBool::new(true));
+        let writer = match url {
+            DatabaseUrl::Sqlite(_) => Some(Arc::new(
+                writer::Writer::start(manager.clone())
+                    .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?,
+            )),
+            DatabaseUrl::Postgres(_) => None,
+        };
         let pool = r2d2::Pool::builder()
             .error_handler(Box::new(MarkUnreachable(reachable.clone())))
             .max_size(pool_size)
@@ -240,6 +251,7 @@ impl Db {
             url,
             reachable,
             metrics: Metrics::off(),
+            writer,
         })
     }
 
@@ -303,6 +315,9 @@ impl Db {
         F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        if let Some(writer) = &self.writer {
+            return writer.run(kind, self.metrics.clone(), wait, f).await;
+        }
         let (pool, reachable) = (self.pool.clone(), self.reachable.clone());
         let metrics = self.metrics.clone();
         // The request this work is done for goes with it: its log lines and the audit
@@ -557,15 +572,23 @@ pub fn revert_all(conn: &mut DbConnection) -> std::result::Result<(), String> {
 /// A transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`, taking the
 /// write lock up front: a deferred transaction that reads and then writes fails at
 /// once with SQLITE_BUSY when another writer got in between, whatever the busy timeout.
+/// Inside a transaction already (the SQLite writer's batch), it is a savepoint.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> std::result::Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let nested = per_backend!(&mut *conn, |c| {
+        !matches!(
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+            Ok(None)
+        )
+    });
     match conn {
-        DbConnection::Sqlite(c) => {
+        DbConnection::Sqlite(c) if !nested => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
         }
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction(c)?,
         DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     match f(conn) {

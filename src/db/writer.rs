@@ -1,0 +1,303 @@
+//! Group commit for SQLite. SQLite has one writer at a time, and every commit writes
+//! the pages it changed to the write-ahead log: requests that each commit on their own
+//! write the same index pages again and again. Here one thread owns the connection.
+//! Work sent to it while it is busy waits in a queue; it then takes everything waiting,
+//! at most [`MOST_PER_BATCH`], and runs it in one `BEGIN IMMEDIATE … COMMIT`, each
+//! piece in its own savepoint: a piece that fails (or panics) rolls back only its own
+//! changes. Each piece's answer is sent once the batch has committed; if the commit
+//! fails, every piece of the batch gets the error, and none of them is stored.
+//!
+//! A piece waits at most for the batch before it, as it waited for the connection
+//! before; while nothing else is waiting, a batch is one piece.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+
+use super::{ConnectionManager, DbConnection, WORK, Work};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+/// The most pieces of work one transaction takes.
+pub const MOST_PER_BATCH: usize = 128;
+
+/// What a piece leaves once it ran in its savepoint: whether the batch can go on, and
+/// how to answer once the batch's outcome is known.
+struct Ran {
+    usable: bool,
+    /// Where the batch records its own transaction: the metrics of the gateway whose
+    /// work this is.
+    metrics: Arc<Metrics>,
+    answer: Box<dyn FnOnce(Option<&str>) + Send>,
+}
+
+type Job = Box<dyn FnOnce(&mut DbConnection) -> Ran + Send>;
+
+/// The way to the writer thread; the thread ends when the last of these is dropped.
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread with a connection of its own from `manager`.
+    pub fn start(manager: ConnectionManager) -> std::io::Result<Writer> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("otpgate-sqlite-writer".into())
+            .spawn(move || write_loop(manager, queue))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `f` in the next batch and answers its result once that batch committed.
+    /// Work not started within `wait` is not started at all: it fails as unavailable.
+    pub async fn run<T, F>(
+        &self,
+        kind: &'static str,
+        metrics: Arc<Metrics>,
+        wait: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let (request, span) = (crate::core::request_id::current(), tracing::Span::current());
+        let queued = Instant::now();
+        let job: Job = Box::new(move |conn| {
+            let _span = span.entered();
+            let waited = queued.elapsed();
+            if waited > wait {
+                let _ = tx.send(Err(Error::Unavailable));
+                return Ran {
+                    usable: true,
+                    metrics,
+                    answer: Box::new(|_| {}),
+                };
+            }
+            metrics.pool_wait(waited.as_secs_f64());
+            let started = Instant::now();
+            WORK.set(Work::default());
+            let (result, usable) =
+                crate::core::request_id::carried(request, || in_savepoint(conn, f));
+            metrics.transaction(kind, started.elapsed().as_secs_f64(), WORK.get());
+            Ran {
+                usable,
+                metrics,
+                answer: Box::new(move |failed: Option<&str>| {
+                    let answer = match failed {
+                        None => result,
+                        Some(why) => Err(Error::internal(format!(
+                            "the batch this work was in was not committed: {why}"
+                        ))),
+                    };
+                    let _ = tx.send(answer);
+                }),
+            }
+        });
+        self.jobs.send(job).map_err(|_| Error::Unavailable)?;
+        // A piece that is dropped unanswered (the writer could not open the database)
+        // closes its channel.
+        rx.await.unwrap_or(Err(Error::Unavailable))
+    }
+}
+
+/// Runs `f` in a savepoint, released when it succeeds and rolled back when it fails
+/// or panics. Also answers whether the connection is still in the state the batch
+/// expects (a savepoint that could not be closed leaves it unknown).
+fn in_savepoint<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T>,
+) -> (Result<T>, bool) {
+    if let Err(e) = crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::begin_transaction(c))
+    {
+        return (Err(e.into()), false);
+    }
+    let ours = depth(conn);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut *conn)))
+        .unwrap_or_else(|_| Err(Error::internal("the database work panicked")));
+    // Work that panicked inside a transaction of its own left it open: the batch
+    // cannot know what state the connection is in.
+    if depth(conn) != ours {
+        return (result, false);
+    }
+    let closed = match &result {
+        Ok(_) => crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::commit_transaction(c)),
+        Err(_) => {
+            crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::rollback_transaction(c))
+        }
+    };
+    match closed {
+        Ok(()) => (result, true),
+        Err(e) => (result.and(Err(e.into())), false),
+    }
+}
+
+fn depth(conn: &mut DbConnection) -> Option<u32> {
+    crate::per_backend!(conn, |c| {
+        AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .map(|d| d.get())
+    })
+}
+
+fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>) {
+    let mut conn: Option<DbConnection> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(MOST_PER_BATCH);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < MOST_PER_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if conn.is_none() {
+            match manager.establish() {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "the SQLite database cannot be opened");
+                    // Dropped unanswered: each piece fails as unavailable.
+                    batch.clear();
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("opened above");
+        if !run_batch(c, &mut batch) {
+            // Closed and opened again on the next batch: whatever state it was left
+            // in is gone with it.
+            conn = None;
+        }
+    }
+}
+
+/// Runs one batch in one transaction and answers each piece. Returns whether the
+/// connection can be used again.
+fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
+    let started = Instant::now();
+    WORK.set(Work::default());
+    let begun = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    if let Err(e) = begun {
+        let why = e.to_string();
+        tracing::error!(error = %why, "a write transaction could not begin");
+        for job in batch.drain(..) {
+            drop(job);
+        }
+        return false;
+    }
+    // What BEGIN sent, before the pieces count their own.
+    let begin_work = WORK.get();
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut metrics = None;
+    let mut usable = true;
+    for job in batch.drain(..) {
+        if !usable {
+            // Dropped unanswered: unavailable, and never run.
+            drop(job);
+            continue;
+        }
+        let ran = job(conn);
+        usable = ran.usable;
+        metrics = Some(ran.metrics);
+        answers.push(ran.answer);
+    }
+    WORK.set(Work::default());
+    let failed = if usable {
+        match crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::commit_transaction(c)) {
+            Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    } else {
+        Some("a piece of work left the connection in an unknown state".to_string())
+    };
+    if failed.is_some() {
+        tracing::error!(error = ?failed, "a batch of database work was rolled back");
+        let _ = crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::rollback_transaction(c));
+        usable = false;
+    }
+    let end_work = WORK.get();
+    let batch_work = Work {
+        statements: begin_work.statements + end_work.statements,
+        transactions: begin_work.transactions + end_work.transactions,
+    };
+    if let Some(m) = metrics {
+        m.transaction("group_commit", started.elapsed().as_secs_f64(), batch_work);
+    }
+    for answer in answers {
+        answer(failed.as_deref());
+    }
+    usable
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+
+    use super::super::schema::login_failures;
+    use super::super::{Db, login_failures as failures, write_transaction};
+    use crate::error::Error;
+
+    /// Many pieces at once, so that they share batches: the ones that fail, or panic,
+    /// leave nothing behind, and the others are all stored and answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_piece_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("w.db").to_str().unwrap(), 1).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.run(move |c| {
+                    let key = format!("k{i}");
+                    failures::record(c, &[&key], 1)?;
+                    // Some in a transaction of their own, as the real work does.
+                    if i % 3 == 0 {
+                        write_transaction(c, |c| -> crate::error::Result<()> {
+                            failures::record(c, &[&key], 2)?;
+                            Ok(())
+                        })?;
+                    }
+                    match i % 10 {
+                        7 => Err(Error::invalid("refused")),
+                        9 => panic!("a bug in piece {i}"),
+                        _ => Ok(i),
+                    }
+                })
+                .await
+            }));
+        }
+        let mut answered_ok = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            match (i % 10, t.await.unwrap()) {
+                (7, Err(Error::InvalidRequest(_))) | (9, Err(Error::Internal(_))) => {}
+                (_, Ok(n)) => answered_ok.push(n),
+                (_, other) => panic!("piece {i}: {other:?}"),
+            }
+        }
+        let stored: Vec<String> = db
+            .run(|c| Ok(login_failures::table.select(login_failures::key).load(c)?))
+            .await
+            .unwrap();
+        let mut expected: Vec<String> = answered_ok
+            .iter()
+            .flat_map(|i| {
+                let n = if i % 3 == 0 { 2 } else { 1 };
+                std::iter::repeat_n(format!("k{i}"), n)
+            })
+            .collect();
+        let mut stored = stored;
+        stored.sort();
+        expected.sort();
+        assert_eq!(answered_ok.len(), 160);
+        assert_eq!(stored, expected);
+    }
+}
