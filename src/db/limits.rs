@@ -11,32 +11,19 @@ use super::schema::{send_limits, sends};
 /// Makes sure the row of `key` (a destination's, or a subject's) exists and locks it
 /// until the transaction ends. Returns the time of the last send to it (0 when none).
 pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<i64> {
-    let row = (
-        send_limits::destination_key.eq(key),
-        send_limits::last_sent_at.eq(0i64),
-    );
-    match conn {
-        // One statement that creates or locks the row, so housekeeping deleting an idle
-        // row cannot slip in between finding it and locking it.
-        DbConnection::Pg(c) => diesel::insert_into(send_limits::table)
-            .values(row)
-            .on_conflict(send_limits::destination_key)
-            .do_update()
-            .set(send_limits::destination_key.eq(key))
-            .returning(send_limits::last_sent_at)
-            .get_result(c),
-        // The write lock of BEGIN IMMEDIATE already covers both statements.
-        DbConnection::Sqlite(c) => {
-            diesel::insert_into(send_limits::table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-            send_limits::table
-                .find(key)
-                .select(send_limits::last_sent_at)
-                .first(c)
-        }
-    }
+    // One statement that creates or locks the row, so housekeeping deleting an idle
+    // row cannot slip in between finding it and locking it. On SQLite the write lock
+    // of BEGIN IMMEDIATE covers it already; the upsert saves the separate read.
+    let upsert = diesel::insert_into(send_limits::table)
+        .values((
+            send_limits::destination_key.eq(key),
+            send_limits::last_sent_at.eq(0i64),
+        ))
+        .on_conflict(send_limits::destination_key)
+        .do_update()
+        .set(send_limits::destination_key.eq(key))
+        .returning(send_limits::last_sent_at);
+    crate::per_backend!(conn, |c| upsert.get_result(c))
 }
 
 /// Sends to the destination since `since`: how many, and the oldest of them.
