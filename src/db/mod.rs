@@ -419,7 +419,7 @@ fn run_retrying<T>(
         }
         other => other,
     };
-    metrics.transaction(kind, started.elapsed().as_secs_f64(), WORK.get());
+    metrics.transaction(kind, started.elapsed().as_secs_f64(), WORK.get().counts());
     result
 }
 
@@ -460,6 +460,13 @@ thread_local! {
 pub struct Work {
     pub statements: u64,
     pub transactions: u64,
+}
+
+impl Work {
+    /// (statements, transactions), as the metrics take them.
+    pub fn counts(self) -> (u64, u64) {
+        (self.statements, self.transactions)
+    }
 }
 
 thread_local! {

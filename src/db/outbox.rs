@@ -297,7 +297,8 @@ pub fn mark_attempt_failed(
 /// `created_at` finds them; `updated_at`, which every claim and record moves, has none.
 pub fn delete_final_before(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
     // The states are SENT, FAILED and CANCELLED.
-    let condition = "created_at < ? AND updated_at < ? AND state IN ('sent', 'failed', 'cancelled')";
+    let condition =
+        "created_at < ? AND updated_at < ? AND state IN ('sent', 'failed', 'cancelled')";
     super::delete_batch(conn, ("outbox", "id"), condition, before, limit)
 }
 

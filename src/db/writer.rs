@@ -3,9 +3,12 @@
 //! write the same index pages again and again. Here one thread owns the connection.
 //! Work sent to it while it is busy waits in a queue; it then takes everything waiting,
 //! at most [`MOST_PER_BATCH`], and runs it in one `BEGIN IMMEDIATE … COMMIT`, each
-//! piece in its own savepoint: a piece that fails (or panics) rolls back only its own
-//! changes. Each piece's answer is sent once the batch has committed; if the commit
-//! fails, every piece of the batch gets the error, and none of them is stored.
+//! piece in its own savepoint. What a piece writes is kept as it would be on a
+//! connection of its own: its `write_transaction`s (savepoints here) roll back when
+//! they fail, and what it wrote outside them stays, even when it answers an error (a
+//! wrong code is counted, then reported). A piece that panics rolls back all it wrote,
+//! and nothing else. Each piece's answer is sent once the batch has committed; if the
+//! commit fails, every piece of the batch gets the error, and none of them is stored.
 //!
 //! A piece waits at most for the batch before it, as it waited for the connection
 //! before; while nothing else is waiting, a batch is one piece.
@@ -83,7 +86,7 @@ impl Writer {
             WORK.set(Work::default());
             let (result, usable) =
                 crate::core::request_id::carried(request, || in_savepoint(conn, f));
-            metrics.transaction(kind, started.elapsed().as_secs_f64(), WORK.get());
+            metrics.transaction(kind, started.elapsed().as_secs_f64(), WORK.get().counts());
             Ran {
                 usable,
                 metrics,
@@ -105,30 +108,37 @@ impl Writer {
     }
 }
 
-/// Runs `f` in a savepoint, released when it succeeds and rolled back when it fails
-/// or panics. Also answers whether the connection is still in the state the batch
-/// expects (a savepoint that could not be closed leaves it unknown).
+/// Runs `f` in a savepoint, released when it returns (whatever it answers) and rolled
+/// back when it panics. Also answers whether the connection is still in the state the
+/// batch expects (a savepoint that could not be closed leaves it unknown).
 fn in_savepoint<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T>,
 ) -> (Result<T>, bool) {
-    if let Err(e) = crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::begin_transaction(c))
+    if let Err(e) =
+        crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::begin_transaction(c))
     {
         return (Err(e.into()), false);
     }
     let ours = depth(conn);
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut *conn)))
-        .unwrap_or_else(|_| Err(Error::internal("the database work panicked")));
+    let (result, panicked) = match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut *conn))) {
+        Ok(result) => (result, false),
+        Err(_) => (Err(Error::internal("the database work panicked")), true),
+    };
     // Work that panicked inside a transaction of its own left it open: the batch
     // cannot know what state the connection is in.
     if depth(conn) != ours {
         return (result, false);
     }
-    let closed = match &result {
-        Ok(_) => crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::commit_transaction(c)),
-        Err(_) => {
-            crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::rollback_transaction(c))
-        }
+    let closed = if panicked {
+        crate::per_backend!(
+            &mut *conn,
+            |c| AnsiTransactionManager::rollback_transaction(c)
+        )
+    } else {
+        crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::commit_transaction(
+            c
+        ))
     };
     match closed {
         Ok(()) => (result, true),
@@ -183,7 +193,9 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
     let started = Instant::now();
     WORK.set(Work::default());
     let begun = match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
         DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c),
     };
     if let Err(e) = begun {
@@ -212,7 +224,9 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
     }
     WORK.set(Work::default());
     let failed = if usable {
-        match crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::commit_transaction(c)) {
+        match crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::commit_transaction(
+            c
+        )) {
             Ok(()) => None,
             Err(e) => Some(e.to_string()),
         }
@@ -221,7 +235,10 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
     };
     if failed.is_some() {
         tracing::error!(error = ?failed, "a batch of database work was rolled back");
-        let _ = crate::per_backend!(&mut *conn, |c| AnsiTransactionManager::rollback_transaction(c));
+        let _ = crate::per_backend!(
+            &mut *conn,
+            |c| AnsiTransactionManager::rollback_transaction(c)
+        );
         usable = false;
     }
     let end_work = WORK.get();
@@ -230,7 +247,11 @@ fn run_batch(conn: &mut DbConnection, batch: &mut Vec<Job>) -> bool {
         transactions: begin_work.transactions + end_work.transactions,
     };
     if let Some(m) = metrics {
-        m.transaction("group_commit", started.elapsed().as_secs_f64(), batch_work);
+        m.transaction(
+            "group_commit",
+            started.elapsed().as_secs_f64(),
+            batch_work.counts(),
+        );
     }
     for answer in answers {
         answer(failed.as_deref());
@@ -246,10 +267,12 @@ mod tests {
     use super::super::{Db, login_failures as failures, write_transaction};
     use crate::error::Error;
 
-    /// Many pieces at once, so that they share batches: the ones that fail, or panic,
-    /// leave nothing behind, and the others are all stored and answered.
+    /// Many pieces at once, so that they share batches. A piece keeps what it wrote
+    /// outside its own transactions even when it answers an error, as on a connection
+    /// of its own; a transaction of its own that fails leaves nothing; a piece that
+    /// panics leaves nothing at all; and nothing of one piece touches another.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_failing_piece_rolls_back_only_itself() {
+    async fn each_piece_keeps_or_loses_only_its_own_writes() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path().join("w.db").to_str().unwrap(), 1).unwrap();
         let mut tasks = Vec::new();
@@ -259,11 +282,13 @@ mod tests {
                 db.run(move |c| {
                     let key = format!("k{i}");
                     failures::record(c, &[&key], 1)?;
-                    // Some in a transaction of their own, as the real work does.
                     if i % 3 == 0 {
                         write_transaction(c, |c| -> crate::error::Result<()> {
                             failures::record(c, &[&key], 2)?;
-                            Ok(())
+                            match i % 10 {
+                                7 => Err(Error::invalid("refused")),
+                                _ => Ok(()),
+                            }
                         })?;
                     }
                     match i % 10 {
@@ -287,10 +312,12 @@ mod tests {
             .run(|c| Ok(login_failures::table.select(login_failures::key).load(c)?))
             .await
             .unwrap();
-        let mut expected: Vec<String> = answered_ok
-            .iter()
+        // Every piece but the panicked ones keeps its first row; the second is kept
+        // where its transaction succeeded.
+        let mut expected: Vec<String> = (0..200u32)
+            .filter(|i| i % 10 != 9)
             .flat_map(|i| {
-                let n = if i % 3 == 0 { 2 } else { 1 };
+                let n = if i % 3 == 0 && i % 10 != 7 { 2 } else { 1 };
                 std::iter::repeat_n(format!("k{i}"), n)
             })
             .collect();

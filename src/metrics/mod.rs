@@ -391,17 +391,20 @@ impl Metrics {
 
     /// Database work of `kind`, one of [`TRANSACTION_KINDS`]: how long it held its
     /// connection, and what it sent.
-    pub fn transaction(&self, kind: &'static str, seconds: f64, work: crate::db::Work) {
+    pub fn transaction(
+        &self,
+        kind: &'static str,
+        seconds: f64,
+        (statements, transactions): (u64, u64),
+    ) {
         debug_assert!(TRANSACTION_KINDS.contains(&kind), "{kind}");
         if self.enabled {
             let label = KindLabel { kind };
             self.transactions.get_or_create(&label).observe(seconds);
-            self.sql_statements
-                .get_or_create(&label)
-                .inc_by(work.statements);
+            self.sql_statements.get_or_create(&label).inc_by(statements);
             self.sql_transactions
                 .get_or_create(&label)
-                .inc_by(work.transactions);
+                .inc_by(transactions);
         }
     }
 
