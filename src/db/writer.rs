@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 
 use super::{ConnectionManager, DbConnection, WORK, Work};
 use crate::error::{Error, Result};
@@ -42,16 +42,27 @@ type Job = Box<dyn FnOnce(&mut DbConnection) -> Ran + Send>;
 /// The way to the writer thread; the thread ends when the last of these is dropped.
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Dropped with the writer: the checkpoint thread then ends.
+    _stop: mpsc::Sender<()>,
 }
 
+/// How often the checkpoint thread copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 impl Writer {
-    /// Starts the writer thread with a connection of its own from `manager`.
+    /// Starts the writer thread with a connection of its own from `manager`, and the
+    /// thread that checkpoints the write-ahead log beside it.
     pub fn start(manager: ConnectionManager) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let checkpoints = manager.clone();
         std::thread::Builder::new()
-            .name("otpgate-sqlite-writer".into())
+            .name("otpgate-ckpt".into())
+            .spawn(move || checkpoint_loop(checkpoints, stopped))?;
+        std::thread::Builder::new()
+            .name("otpgate-writer".into())
             .spawn(move || write_loop(manager, queue))?;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, _stop: stop })
     }
 
     /// Runs `f` in the next batch and answers its result once that batch committed.
@@ -156,6 +167,33 @@ fn depth(conn: &mut DbConnection) -> Option<u32> {
     })
 }
 
+/// Copies committed pages from the write-ahead log into the database, every
+/// [`CHECKPOINT_EVERY`], on a connection of its own. SQLite would otherwise do it
+/// inside a commit once the log holds 1,000 pages, on the writer's one thread, which
+/// every request waits for; here the copying runs beside the writer (a passive
+/// checkpoint never blocks it), and the log restarts from its beginning once copied.
+fn checkpoint_loop(manager: ConnectionManager, stopped: mpsc::Receiver<()>) {
+    let mut conn: Option<DbConnection> = None;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        if conn.is_none() {
+            conn = manager.establish().ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!(error = %e, "a checkpoint of the SQLite write-ahead log failed");
+            conn = None;
+        }
+    }
+}
+
+/// The writer's own connection: SQLite checkpoints on the checkpoint thread, not here.
+fn open_writer(manager: &ConnectionManager) -> std::result::Result<DbConnection, String> {
+    let mut c = manager.establish().map_err(|e| e.to_string())?;
+    c.batch_execute("PRAGMA wal_autocheckpoint = 0")
+        .map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
 fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>) {
     let mut conn: Option<DbConnection> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(MOST_PER_BATCH);
@@ -168,7 +206,7 @@ fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>) {
             }
         }
         if conn.is_none() {
-            match manager.establish() {
+            match open_writer(&manager) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::error!(error = %e, "the SQLite database cannot be opened");
