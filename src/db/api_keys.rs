@@ -37,7 +37,7 @@ pub fn insert(conn: &mut DbConnection, key: &NewApiKey<'_>) -> QueryResult<i64> 
     api_keys::table
         .filter(api_keys::key_hash.eq(key.key_hash))
         .select(api_keys::id)
-        .first(conn)
+        .get_result(conn)
 }
 
 /// The key with this hash, if any: one indexed look-up.
@@ -45,7 +45,7 @@ pub fn find_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Opti
     api_keys::table
         .filter(api_keys::key_hash.eq(key_hash))
         .select(ApiKey::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -80,7 +80,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<ApiKey>> {
     api_keys::table
         .find(id)
         .select(ApiKey::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -75,7 +75,7 @@ pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Brand>> {
     capillary_brands::table
         .find(key(name))
         .select(Brand::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -102,5 +102,5 @@ pub fn update(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
 pub fn longest_otp_timeout_minutes(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
     capillary_brands::table
         .select(diesel::dsl::max(capillary_brands::otp_timeout_minutes))
-        .first(conn)
+        .get_result(conn)
 }

@@ -34,7 +34,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CapSession>
     capillary_sessions::table
         .find(id)
         .select(CapSession::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

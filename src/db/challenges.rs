@@ -5,6 +5,8 @@ use super::schema::challenges;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = challenges)]
+// None is written as NULL, so the INSERT is the same SQL every time and stays prepared.
+#[diesel(treat_none_as_default_value = false)]
 pub struct Challenge {
     pub id: String,
     pub reference: String,
@@ -32,7 +34,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Challenge>>
     challenges::table
         .find(id)
         .select(Challenge::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -113,23 +115,26 @@ pub fn find_by_numeric_id(
     challenges::table
         .filter(challenges::numeric_id.eq(numeric_id))
         .select(Challenge::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `nextval(sequence)`.
+    fn nextval(sequence: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
+}
+
 /// The next numeric Id: a sequence on PostgreSQL (no hot row to wait on); on SQLite,
-/// the largest plus one, safe under the write lock every issue holds.
+/// the largest plus one, safe under the write lock every issue holds. Both are
+/// statements Diesel keeps prepared.
 pub fn next_numeric_id(conn: &mut DbConnection) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Next {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
+    match conn {
+        DbConnection::Pg(c) => diesel::select(nextval("challenge_numeric_id")).get_result(c),
+        DbConnection::Sqlite(c) => challenges::table
+            .select(diesel::dsl::max(challenges::numeric_id))
+            .get_result::<Option<i64>>(c)
+            .map(|max| max.unwrap_or(0) + 1),
     }
-    let q = match conn {
-        DbConnection::Pg(_) => "SELECT nextval('challenge_numeric_id') AS id",
-        DbConnection::Sqlite(_) => "SELECT COALESCE(MAX(numeric_id), 0) + 1 AS id FROM challenges",
-    };
-    crate::per_backend!(conn, |c| diesel::sql_query(q).get_result::<Next>(c)).map(|n| n.id)
 }
 
 /// Spends an attempt on a challenge that was already validated (a re-validation):
@@ -164,7 +169,7 @@ pub fn change_request_id(conn: &mut DbConnection, id: &str, proposed: &str) -> Q
     challenges::table
         .find(id)
         .select(challenges::change_request_id)
-        .first::<Option<String>>(conn)
+        .get_result::<Option<String>>(conn)
         .map(|c| c.unwrap_or_else(|| proposed.to_string()))
 }
 

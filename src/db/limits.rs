@@ -36,7 +36,7 @@ pub fn sends_since(
         .filter(sends::destination_key.eq(key))
         .filter(sends::sent_at.gt(since))
         .select((diesel::dsl::count_star(), diesel::dsl::min(sends::sent_at)))
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(rows)
 }
 

@@ -19,7 +19,7 @@ pub fn since(
             diesel::dsl::min(login_failures::at),
             diesel::dsl::max(login_failures::at),
         ))
-        .first(conn)
+        .get_result(conn)
 }
 
 pub fn record(conn: &mut DbConnection, keys: &[&str], now: i64) -> QueryResult<()> {

@@ -1,6 +1,12 @@
 //! Storage: one connection enum for SQLite and PostgreSQL, chosen by the URL scheme,
-//! pooled with r2d2. Blocking Diesel work runs on tokio's blocking pool (`Db::run`);
-//! a connection is never held across an `.await`.
+//! pooled with r2d2. Blocking Diesel work (`Db::run`) runs on tokio's blocking pool
+//! for PostgreSQL, and for SQLite on the one writer thread that commits the work
+//! arriving together in one transaction (`writer`); a connection is never held
+//! across an `.await`.
+//!
+//! Reads of one row use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite
+//! plans such a statement again each time it runs with a bound limit, instead of
+//! reusing the prepared one. Only reads that pick one row of many keep `first`.
 
 pub mod api_keys;
 pub mod audit;

@@ -25,6 +25,8 @@ pub const CANCELLED: &str = "cancelled";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, QueryableByName)]
 #[diesel(table_name = outbox)]
+// None is written as NULL, so the INSERT is the same SQL every time and stays prepared.
+#[diesel(treat_none_as_default_value = false)]
 pub struct OutboxRow {
     pub id: String,
     pub challenge_id: Option<String>,
@@ -138,18 +140,19 @@ pub fn claim_due(
             .bind::<BigInt, _>(now)
             .bind::<BigInt, _>(limit)
             .load(c)?,
+            // The limit is written into the SQL: SQLite plans a statement with a
+            // bound LIMIT twice, once more when it first runs.
             DbConnection::Sqlite(c) => diesel::sql_query(format!(
                 "UPDATE outbox SET state = 'sending', claimed_by = ?1, lease_until = ?2, updated_at = ?3 \
                  WHERE id IN (SELECT id FROM outbox \
                    WHERE (state = 'queued' AND next_attempt_at <= ?3) \
                       OR (state = 'sending' AND lease_until < ?3) \
-                   ORDER BY next_attempt_at LIMIT ?4) \
+                   ORDER BY next_attempt_at LIMIT {limit}) \
                  RETURNING {ROW_COLUMNS}"
             ))
             .bind::<Text, _>(claim)
             .bind::<BigInt, _>(lease_until)
             .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
             .load(c)?,
         };
         let challenge_ids: Vec<&str> = rows
@@ -418,7 +421,7 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
                 outbox::challenge_id,
                 outbox::payload.is_not_null(),
             ))
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         let Some((state, challenge, has_text)) = row else {
             return Ok(Requeue::NotFound);
@@ -485,7 +488,7 @@ pub fn oldest_queued(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
     outbox::table
         .filter(outbox::state.eq_any([QUEUED, SENDING]))
         .select(diesel::dsl::min(outbox::created_at))
-        .first(conn)
+        .get_result(conn)
 }
 
 /// Messages per state, and the creation time of the oldest one not yet sent.

@@ -5,6 +5,8 @@ use super::schema::sessions;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
+// None is written as NULL, so the INSERT is the same SQL every time and stays prepared.
+#[diesel(treat_none_as_default_value = false)]
 pub struct Session {
     pub token_hash: String,
     pub user_id: i64,
@@ -36,7 +38,7 @@ pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult
     sessions::table
         .find(token_hash)
         .select(sessions::user_id)
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

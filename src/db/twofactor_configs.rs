@@ -63,7 +63,7 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TwoFactorCon
     twofactor_configs::table
         .find(id)
         .select(TwoFactorConfig::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

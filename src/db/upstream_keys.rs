@@ -30,6 +30,6 @@ pub fn get(conn: &mut DbConnection, user_id: i64) -> QueryResult<Option<Vec<u8>>
     upstream_keys::table
         .find(user_id)
         .select(upstream_keys::sealed)
-        .first(conn)
+        .get_result(conn)
         .optional()
 }

@@ -32,7 +32,7 @@ pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>>
     users::table
         .find(id)
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -53,7 +53,7 @@ pub fn find_by_login_uid(conn: &mut DbConnection, login_uid: &str) -> QueryResul
     users::table
         .filter(users::login_uid.eq(login_uid.trim()))
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -65,7 +65,7 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
     users::table
         .filter(users::email_key.eq(k))
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -76,7 +76,7 @@ pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<usize> {
 pub fn next_id(conn: &mut DbConnection) -> QueryResult<i64> {
     let max: Option<i64> = users::table
         .select(diesel::dsl::max(users::id))
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(max.unwrap_or(0) + 1)
 }
 
