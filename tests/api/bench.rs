@@ -197,3 +197,241 @@ fn the_unknown_phase_compares_known_and_unknown_identifiers() {
         );
     }
 }
+
+/// How many rows `table` holds.
+fn rows(db_url: &str, table: &str) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    let n: N = if db_url.starts_with("postgres") {
+        let mut c = diesel::PgConnection::establish(db_url).unwrap();
+        diesel::sql_query(sql).get_result(&mut c).unwrap()
+    } else {
+        let mut c =
+            diesel::SqliteConnection::establish(db_url.trim_start_matches("sqlite://")).unwrap();
+        diesel::sql_query(sql).get_result(&mut c).unwrap()
+    };
+    n.n
+}
+
+/// A prefill is built once, with the history of every cycle, and a second run with the
+/// same numbers reuses it instead of building it again.
+async fn a_prefill_is_built_once_and_reused(b: Backend) {
+    let db = TestDb::new(b);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--prefill-users",
+        "200",
+        "--prefill-days",
+        "1",
+        "--phases",
+        "summit",
+        "--clients",
+        "2",
+        "--cycles",
+        "4",
+    ];
+    let run = |url: String, path: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || bench(&url, &path, &args))
+    };
+    let first = run(db.url.clone(), dir.path().into()).await.unwrap();
+    let out = text(&first);
+    assert!(first.status.success(), "{out}");
+    // 200 users at 200 a day for a day: 200 cycles, each a code, its message, an
+    // otp.generate with its destination row and an otp.verify.
+    assert!(out.contains("prefill: built in"), "{out}");
+    for counted in [
+        "users 200,",
+        "challenges 200,",
+        "outbox 200,",
+        "audit_events 400,",
+        "audit_destinations 200,",
+    ] {
+        assert!(out.contains(counted), "{counted}: {out}");
+    }
+    // The run's own 2 clients and the storm's user came on top of the 200.
+    assert_eq!(rows(&db.url, "users"), 203);
+    assert!(rows(&db.url, "challenges") >= 204);
+    assert!(rows(&db.url, "audit_destinations") >= 204);
+    assert!(rows(&db.url, "send_limits") > 0);
+
+    let second = run(db.url.clone(), dir.path().into()).await.unwrap();
+    let out = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert!(
+        out.contains("prefill: reusing the prefilled database"),
+        "{out}"
+    );
+    assert!(!out.contains("prefill: built in"), "{out}");
+    assert_eq!(rows(&db.url, "users"), 206, "built again: {out}");
+
+    // Other numbers on the same database are refused, not mixed in.
+    let (url, path) = (db.url.clone(), dir.path().to_path_buf());
+    let other = tokio::task::spawn_blocking(move || {
+        bench(
+            &url,
+            &path,
+            &["--prefill-users", "300", "--prefill-days", "1"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!other.status.success());
+    assert!(
+        text(&other).contains("holds a prefill of 200 users"),
+        "{}",
+        text(&other)
+    );
+}
+
+both!(a_prefill_is_built_once_and_reused);
+
+/// The housekeeping phase runs the gateway's housekeeping during its cycles and says
+/// how often, what it removed and how long the longest run took.
+#[test]
+fn the_housekeeping_phase_reports_its_runs() {
+    let (dir, url) = scratch_sqlite("x.db");
+    let json = dir.path().join("r.json");
+    let o = bench(
+        &url,
+        dir.path(),
+        &[
+            "--phases",
+            "summit,housekeeping",
+            "--clients",
+            "2",
+            "--cycles",
+            "6",
+            "--duration",
+            "60",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (summit, phase) = (&report["phases"][0], &report["phases"][1]);
+    assert!(summit["housekeeping"].is_null(), "{out}");
+    assert_eq!(phase["name"], "housekeeping");
+    assert_eq!(phase["cycles"], 6, "{out}");
+    let h = &phase["housekeeping"];
+    assert!(h["runs"].as_u64().unwrap() >= 1, "{out}");
+    assert_eq!(h["failed_runs"], 0, "{out}");
+    assert!(h["rows_removed"].is_u64(), "{out}");
+    assert!(h["longest_run_ms"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(out.contains("housekeeping: housekeeping ran"), "{out}");
+    // The per-cycle columns: CPU is known for the child gateway.
+    assert!(phase["gateway_cpu_ms_per_cycle"].is_number(), "{out}");
+}
+
+/// `--target` drives a gateway started elsewhere: the bench adds its users to the
+/// gateway's database, the gateway sends its codes to the bench's SMS listener, and
+/// without a process id its CPU and memory are unknown.
+async fn a_gateway_started_elsewhere_is_a_target(b: Backend) {
+    let db = TestDb::new(b);
+    let dir = tempfile::tempdir().unwrap();
+    let sms_port = free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[otp]
+channels = ["sms"]
+resend_cooldown_seconds = 0
+max_sends = 1000
+
+[security.throttle]
+exempt = ["127.0.0.1"]
+
+[delivery]
+sms = ["bench"]
+
+[[delivery.providers]]
+name = "bench"
+kind = "http_sms"
+url = "http://127.0.0.1:{sms_port}/sms"
+body = {{ to = "{{to_digits}}", text = "{{text}}" }}
+"#
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let (gateway, base) = serve(&db.url, dir.path(), "warn", &[("OTPGATE_CONFIG", &config)]).await;
+    let pid = gateway.id().unwrap().to_string();
+    let json = dir.path().join("r.json");
+    let run = |extra: Vec<String>| {
+        let (url, path, base, json) = (
+            db.url.clone(),
+            dir.path().to_path_buf(),
+            base.clone(),
+            json.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut args: Vec<String> = [
+                "--target",
+                &base,
+                "--sms-port",
+                &sms_port.to_string(),
+                "--phases",
+                "summit",
+                "--clients",
+                "2",
+                "--cycles",
+                "4",
+                "--json",
+                json.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            bench(&url, &path, &args)
+        })
+    };
+    let o = run(Vec::new()).await.unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("SMS listener at http://127.0.0.1:{sms_port}/sms")),
+        "{out}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["gateways"][0], base.as_str(), "{out}");
+    let phase = &report["phases"][0];
+    assert_eq!(phase["cycles"], 4, "{out}");
+    assert!(phase["gateway_cpu_seconds"].is_null(), "{out}");
+    assert!(phase["gateway_peak_rss_mib"].is_null(), "{out}");
+    assert!(out.contains('–'), "{out}");
+
+    let o = run(vec!["--target-pid".into(), pid]).await.unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let phase = &report["phases"][0];
+    assert!(
+        phase["gateway_peak_rss_mib"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    stop(gateway).await;
+}
+
+both!(a_gateway_started_elsewhere_is_a_target);
+
+#[test]
+fn a_target_needs_the_gateways_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["bench", "--target", "http://127.0.0.1:9"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--database-url"), "{}", text(&o));
+}

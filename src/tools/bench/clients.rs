@@ -4,53 +4,59 @@ use super::*;
 
 pub(super) async fn healthz(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     n: usize,
     deadline: Instant,
 ) -> Tally {
-    let (client, url) = (client.clone(), format!("{base}/healthz"));
-    hammer(n, deadline, "GET /healthz", move || client.get(&url)).await
+    let client = client.clone();
+    let urls: Vec<String> = bases.iter().map(|b| format!("{b}/healthz")).collect();
+    hammer(n, deadline, "GET /healthz", move |i| {
+        client.get(&urls[i % urls.len()])
+    })
+    .await
 }
 
 /// A ServiceName otpgate does not serve: the forward phase's request.
 const FORWARDED: &str = r#"{"ServiceName":"IM_LogOrUpdateIncident","objCommonParameters":{"_ProxyDetails":{"AuthType":"APIKEY","APIKey":"bench","ReturnType":"JSON"},"objIncident":{"Description":"bench","Priority":3}}}"#;
 
-/// `n` clients post an unserved ServiceName to `url` until `deadline`, timed as `op`.
+/// `n` clients post an unserved ServiceName to `urls` (round-robin) until
+/// `deadline`, timed as `op`.
 pub(super) async fn forwarded(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     n: usize,
     deadline: Instant,
     op: &'static str,
 ) -> Tally {
-    let (client, url) = (client.clone(), url.to_string());
-    hammer(n, deadline, op, move || {
+    let (client, urls) = (client.clone(), urls.to_vec());
+    hammer(n, deadline, op, move |i| {
         client
-            .post(&url)
+            .post(&urls[i % urls.len()])
             .header("content-type", "application/json")
             .body(FORWARDED)
     })
     .await
 }
 
-/// `n` clients, each a task of its own, send what `request` builds one after another
-/// until `deadline`; a 2xx answer is timed as `op`, anything else counted as an error.
+/// `n` clients, each a task of its own, send what `request` builds (given the
+/// client's number) one after another until `deadline`; a 2xx answer is timed as
+/// `op`, anything else counted as an error.
 async fn hammer(
     n: usize,
     deadline: Instant,
     op: &'static str,
-    request: impl Fn() -> reqwest::RequestBuilder + Send + Sync + 'static,
+    request: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 ) -> Tally {
     let request = std::sync::Arc::new(request);
     let tasks: Vec<_> = (0..n)
-        .map(|_| {
+        .map(|i| {
             let request = request.clone();
             tokio::spawn(async move {
                 let mut t = Tally::default();
                 while Instant::now() < deadline {
                     let started = Instant::now();
                     t.requests += 1;
-                    match request().send().await {
+                    match request(i).send().await {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
                             t.time(op, started.elapsed());
@@ -91,7 +97,7 @@ pub(super) async fn cycles(
     max: Option<u64>,
     storm: Option<(usize, String, String)>,
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
 ) -> (Vec<VirtualClient>, Tally, f64) {
     let started = Instant::now();
     let tickets = Arc::new(AtomicU64::new(0));
@@ -126,7 +132,9 @@ pub(super) async fn cycles(
         .flat_map(|(n, login, password)| {
             (0..n).map(move |_| (login.clone(), password.clone()))
         })
-        .map(|(login, password)| {
+        .enumerate()
+        .map(|(i, (login, password))| {
+            let base = &bases[i % bases.len()];
             let (http, url, stop) = (http.clone(), format!("{base}{SUMMIT_PATH}"), stop.clone());
             tokio::spawn(async move {
                 let mut t = Tally::default();

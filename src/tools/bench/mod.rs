@@ -13,12 +13,24 @@
 //!   server on loopback; the same requests straight to the stub first, so the
 //!   report can say what forwarding adds at p99;
 //! - `unknown` (only when asked for): the requests that name a user, for known and for
-//!   unknown identifiers, one at a time, to compare their medians (unknown.rs).
+//!   unknown identifiers, one at a time, to compare their medians (unknown.rs);
+//! - `housekeeping` (only when asked for): the summit cycle while the bench runs the
+//!   gateway's housekeeping over and over against the same database (housekeeping.rs).
+//!
+//! `--prefill-users` runs it all on a large database built once (prefill/), and
+//! `--target` drives gateways started elsewhere instead of a child (target.rs). Before
+//! and after each phase it reads the gateway's count of SQL statements and transactions
+//! from /metrics (scrape.rs).
 
 mod clients;
 mod gateway;
+mod housekeeping;
+mod phases;
+pub mod prefill;
 mod report;
+mod scrape;
 mod setup;
+mod target;
 mod unknown;
 
 use clients::*;
@@ -34,9 +46,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use gateway::{GatewayProcess, free_loopback_addr, load_average};
 pub use gateway::{ProcStats, check_loopback};
-pub use report::{Latency, PhaseReport, Report, Tally};
+use gateway::{free_loopback_addr, load_average};
+pub use report::{HousekeepingReport, Latency, PhaseReport, Report, Tally};
 
 use crate::config::{HttpSmsSettings, ProviderSettings, Settings};
 use crate::core::users::NewUser;
@@ -58,6 +70,7 @@ pub enum Phase {
     Storm,
     Forward,
     Unknown,
+    Housekeeping,
 }
 
 impl Phase {
@@ -69,6 +82,7 @@ impl Phase {
             Phase::Storm => "storm",
             Phase::Forward => "forward",
             Phase::Unknown => "unknown",
+            Phase::Housekeeping => "housekeeping",
         }
     }
 }
@@ -77,8 +91,9 @@ impl Phase {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The gateway's database: a scratch PostgreSQL database (postgres://…), or a
-    /// SQLite file; a new SQLite file in a temporary directory when absent. The run
-    /// adds users, challenges and sessions to it.
+    /// SQLite file; a new SQLite file in a temporary directory when absent (with
+    /// --prefill-users: a file in the cache directory). The run adds users,
+    /// challenges and sessions to it.
     #[arg(long)]
     pub database_url: Option<String>,
     /// Concurrent virtual clients, each with a user of its own.
@@ -94,7 +109,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3.0)]
     pub healthz_duration: f64,
     /// The phases to run, in order. `unknown` (known and unknown identifiers compared)
-    /// runs only when named: last, or alone.
+    /// runs only when named: last, or alone. `housekeeping` (the summit cycle while the
+    /// bench runs housekeeping over and over) runs only when named.
     #[arg(
         long,
         value_enum,
@@ -117,6 +133,38 @@ pub struct BenchArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Run on a database of N users and --prefill-days of history, built once (every
+    /// user with the one password `prefill-password`, hashed once) and reused by later
+    /// runs with the same N, D and R. Without --database-url it is a SQLite file under
+    /// $XDG_CACHE_HOME/otpgate/bench (else ~/.cache/otpgate/bench) named after them.
+    #[arg(long, value_name = "N")]
+    pub prefill_users: Option<u64>,
+    /// Days of history in the prefill.
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 7,
+        requires = "prefill_users"
+    )]
+    pub prefill_days: u32,
+    /// Cycles of history per second in the prefill; default N/86400, so that each
+    /// user has about one code a day.
+    #[arg(long, value_name = "R", requires = "prefill_users")]
+    pub prefill_rate: Option<f64>,
+    /// Drive the gateway at this URL (http://127.0.0.1:PORT), started elsewhere,
+    /// instead of starting one; repeatable, the clients spread round-robin. Needs
+    /// --database-url, the gateways' database, to add the run's users. Point their HTTP
+    /// SMS provider at the listener the bench prints at start (see --sms-port).
+    #[arg(long = "target", value_name = "URL", requires = "database_url")]
+    pub targets: Vec<String>,
+    /// The process id of a --target gateway, for its CPU time and memory in the
+    /// report (repeatable; summed). Without it they are unknown.
+    #[arg(long = "target-pid", value_name = "PID", requires = "targets")]
+    pub target_pids: Vec<u32>,
+    /// The port of the bench's SMS listener (which also serves the forward phase's
+    /// stub legacy server); 0: a free one.
+    #[arg(long, default_value_t = 0)]
+    pub sms_port: u16,
 }
 
 /// Runs the benchmark on `base` (the configuration loaded as for `serve`; its
@@ -129,6 +177,15 @@ pub fn run(args: BenchArgs, base: Settings) -> Result<Report, String> {
     }
     if !(args.duration > 0.0 && args.healthz_duration > 0.0) {
         return Err("--duration and --healthz-duration must be positive".into());
+    }
+    if args.prefill_users == Some(0) || args.prefill_days == 0 {
+        return Err("--prefill-users and --prefill-days must be at least 1".into());
+    }
+    if args
+        .prefill_rate
+        .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+    {
+        return Err("--prefill-rate must be positive".into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -169,10 +226,17 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
     let load_at_start = load_average();
     let dir =
         tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let database_url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let prefill = args.prefill_users.map(|users| prefill::Spec {
+        users,
+        days: args.prefill_days,
+        rate: args.prefill_rate.unwrap_or(users as f64 / 86_400.0),
+    });
+    let database_url = match (&args.database_url, prefill) {
+        (Some(url), _) => url.clone(),
+        (None, Some(spec)) => spec.cached_url()?,
+        (None, None) => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
+    let targets = target::parse(&args.targets)?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients + args.storm_clients + 8)
@@ -183,11 +247,28 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
     // The SMS provider the gateway delivers to.
     let inbox: Inbox = Arc::default();
     let stray = Arc::new(AtomicU64::new(0));
-    let sms_server = sms_listener(args.host, inbox.clone(), stray.clone())?;
+    let sms_server = sms_listener(args.host, args.sms_port, inbox.clone(), stray.clone())?;
     let sms_addr = sms_server.0;
+    if !targets.is_empty() {
+        println!(
+            "otpgate bench: SMS listener at http://{sms_addr}/sms (the gateways' HTTP SMS provider, \
+             JSON body {{\"to\": \"{{to_digits}}\", \"text\": \"{{text}}\"}}); \
+             stub legacy server at http://{sms_addr}{LEGACY_PATH}"
+        );
+    }
 
     let settings = gateway_settings(&args, base, &database_url, sms_addr, dir.path())?;
-    let (pool_size, workers) = (settings.pool_connections(), settings.workers);
+    if let Some(spec) = prefill {
+        let (s, url) = (settings.clone(), database_url.clone());
+        let said = tokio::task::spawn_blocking(move || prefill::ensure(spec, &s, &url))
+            .await
+            .map_err(|e| e.to_string())??;
+        println!("{said}");
+    }
+    let (pool_size, workers) = match targets.is_empty() {
+        true => (Some(settings.pool_connections()), Some(settings.workers)),
+        false => (None, None),
+    };
 
     let identities: Vec<Identity> = (0..args.clients)
         .map(|i| Identity {
@@ -214,9 +295,9 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
         .map_err(|e| e.to_string())??;
     }
 
-    let mut gw = GatewayProcess::start(&settings, dir.path(), &client).await?;
-    let pid = gw.pid().to_string();
-    let base_url = format!("http://{}", gw.addr);
+    let mut gateways =
+        target::Gateways::start(&settings, dir.path(), &client, targets, &args.target_pids).await?;
+    let bases = gateways.bases();
     let backend = crate::db::DatabaseUrl::parse(&database_url)?
         .backend()
         .to_string();
@@ -233,133 +314,42 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
     let mut clients: Vec<VirtualClient> = identities
         .into_iter()
         .zip(receivers)
-        .map(|(identity, sms)| VirtualClient {
+        .enumerate()
+        .map(|(i, (identity, sms))| VirtualClient {
             http: client.clone(),
-            base: base_url.clone(),
+            base: bases[i % bases.len()].clone(),
             identity,
             sms,
         })
         .collect();
 
+    let run = phases::Run {
+        args: &args,
+        http: &client,
+        bases: &bases,
+        sms_addr,
+        run_id: &run_id,
+        storm: (&storm_login, &storm_password),
+        settings: &settings,
+        stray: &stray,
+    };
     let mut phases: Vec<PhaseReport> = Vec::new();
     let mut healthz_rate: Option<f64> = None;
     for phase in &args.phases {
-        let before = ProcStats::read(&pid).unwrap_or_default();
-        let me_before = ProcStats::read("self").unwrap_or_default();
-        let started = Instant::now();
-        let mut added_p99_ms = None;
-        let (tally, seconds, clients_n) = match phase {
-            Phase::Forward => {
-                // The stub alone first, then the same load through otpgate.
-                let direct_until = started + Duration::from_secs_f64(args.duration / 2.0);
-                let stub = format!("http://{sms_addr}{LEGACY_PATH}");
-                let direct = forwarded(&client, &stub, args.clients, direct_until, DIRECT_OP).await;
-                let through_started = Instant::now();
-                let until = through_started + Duration::from_secs_f64(args.duration);
-                let url = format!("{base_url}{SUMMIT_PATH}");
-                let mut tally = forwarded(&client, &url, args.clients, until, FORWARD_OP).await;
-                let seconds = through_started.elapsed().as_secs_f64();
-                let p99 =
-                    |t: &Tally, op| t.latencies.get(op).map(|v| Latency::of(v.clone()).p99_ms);
-                added_p99_ms = p99(&tally, FORWARD_OP)
-                    .zip(p99(&direct, DIRECT_OP))
-                    .map(|(through, straight)| through - straight);
-                let requests = tally.requests;
-                tally.merge(direct);
-                tally.requests = requests;
-                (tally, seconds, args.clients)
-            }
-            Phase::Healthz => {
-                let deadline = started + Duration::from_secs_f64(args.healthz_duration);
-                let tally = healthz(&client, &base_url, args.clients, deadline).await;
-                (tally, started.elapsed().as_secs_f64(), args.clients)
-            }
-            Phase::Unknown => {
-                let deadline = started + Duration::from_secs_f64(args.duration);
-                let tally = unknown::unknown_users(
-                    &mut clients,
-                    &client,
-                    &base_url,
-                    (&run_id, &storm_login),
-                    deadline,
-                    args.cycles,
-                )
-                .await;
-                (tally, started.elapsed().as_secs_f64(), 1)
-            }
-            Phase::Summit | Phase::Twofactor | Phase::Storm => {
-                let deadline = started + Duration::from_secs_f64(args.duration);
-                let storm = (*phase == Phase::Storm).then(|| {
-                    (
-                        args.storm_clients,
-                        storm_login.clone(),
-                        storm_password.clone(),
-                    )
-                });
-                let (back, tally, seconds) = cycles(
-                    clients,
-                    *phase,
-                    deadline,
-                    args.cycles,
-                    storm,
-                    &client,
-                    &base_url,
-                )
-                .await;
-                clients = back;
-                (tally, seconds, args.clients)
-            }
-        };
-        let after = ProcStats::read(&pid).unwrap_or_default();
-        let me_after = ProcStats::read("self").unwrap_or_default();
-        let mut tally = tally;
-        let strays = stray.swap(0, Ordering::Relaxed);
-        if strays > 0 {
-            tally.error(format!("SMS to a number no client has ({strays})"));
-        }
-        let requests_per_second = tally.requests as f64 / seconds;
+        let (back, report) = run.phase(*phase, clients, &gateways, healthz_rate).await;
+        clients = back;
         if *phase == Phase::Healthz {
-            healthz_rate = Some(requests_per_second);
+            healthz_rate = Some(report.requests_per_second);
         }
-        let cycles = tally.cycles_ok;
-        phases.push(PhaseReport {
-            name: phase.name().to_string(),
-            seconds,
-            clients: clients_n,
-            cycles,
-            cycles_failed: tally.cycles_failed,
-            cycles_per_second: cycles as f64 / seconds,
-            requests: tally.requests,
-            requests_per_second,
-            ratio_to_healthz: match phase {
-                Phase::Healthz => None,
-                _ => healthz_rate.map(|h| requests_per_second / h),
-            },
-            operations: tally
-                .latencies
-                .into_iter()
-                .map(|(op, v)| (op, Latency::of(v)))
-                .collect(),
-            errors: tally.errors,
-            gateway_cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-            gateway_peak_rss_mib: after.peak_rss_kib as f64 / 1024.0,
-            bench_cpu_seconds: me_after.cpu_seconds - me_before.cpu_seconds,
-            added_p99_ms,
-            load_average: load_average(),
-        });
-        if !gw.alive() {
-            return Err(format!(
-                "the gateway died during the {} phase:\n{}",
-                phase.name(),
-                gw.log_tail()
-            ));
-        }
+        phases.push(report);
+        gateways.check_alive(phase.name())?;
     }
     sms_server.1.stop(false).await;
     Ok(Report {
         backend,
         clients: args.clients,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        gateways: bases,
         gateway_workers: workers,
         pool_size,
         load_average_at_start: load_at_start,

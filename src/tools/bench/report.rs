@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::housekeeping::HousekeepingReport;
+
 /// What one virtual client saw; merged into a phase's tally at the end.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -85,9 +87,21 @@ pub struct PhaseReport {
     pub ratio_to_healthz: Option<f64>,
     pub operations: BTreeMap<&'static str, Latency>,
     pub errors: BTreeMap<String, u64>,
-    pub gateway_cpu_seconds: f64,
-    /// The gateway's peak resident memory since it started, at the end of the phase.
-    pub gateway_peak_rss_mib: f64,
+    /// CPU seconds of the gateway processes (summed); null when their ids are unknown
+    /// (`--target` without `--target-pid`).
+    pub gateway_cpu_seconds: Option<f64>,
+    /// The gateways' peak resident memory since they started (summed), at the end of
+    /// the phase; null when unknown.
+    pub gateway_peak_rss_mib: Option<f64>,
+    /// Gateway CPU milliseconds per cycle; null when unknown or no cycle ran.
+    pub gateway_cpu_ms_per_cycle: Option<f64>,
+    /// SQL statements per cycle, as the gateways count them
+    /// (`otpgate_db_statements_total`); null when they do not export it.
+    pub statements_per_cycle: Option<f64>,
+    /// Database transactions per cycle (`otpgate_db_transactions_total`).
+    pub transactions_per_cycle: Option<f64>,
+    /// The housekeeping phase: what the forced housekeeping did.
+    pub housekeeping: Option<HousekeepingReport>,
     pub bench_cpu_seconds: f64,
     /// Load averages (1, 5, 15 min) at the end of the phase.
     pub load_average: Option<[f64; 3]>,
@@ -100,10 +114,18 @@ pub struct Report {
     pub backend: String,
     pub clients: usize,
     pub cpus: usize,
-    pub gateway_workers: usize,
-    pub pool_size: u32,
+    /// The gateways' base URLs.
+    pub gateways: Vec<String>,
+    /// The started gateway's HTTP workers and pool size; null for --target gateways.
+    pub gateway_workers: Option<usize>,
+    pub pool_size: Option<u32>,
     pub load_average_at_start: Option<[f64; 3]>,
     pub phases: Vec<PhaseReport>,
+}
+
+/// A measure that may be unknown: "–" then.
+fn maybe(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
 fn load(l: Option<[f64; 3]>) -> String {
@@ -121,17 +143,20 @@ impl Report {
             self.backend,
             self.clients,
             self.cpus,
-            if self.gateway_workers == 0 {
-                "one per core".to_string()
-            } else {
-                self.gateway_workers.to_string()
+            match self.gateway_workers {
+                Some(0) => "one per core".to_string(),
+                Some(n) => n.to_string(),
+                None => "–".to_string(),
             },
-            self.pool_size,
+            self.pool_size.map_or("–".to_string(), |n| n.to_string()),
             load(self.load_average_at_start)
         );
+        if self.gateway_workers.is_none() {
+            let _ = writeln!(out, "gateways: {}", self.gateways.join(", "));
+        }
         let _ = writeln!(
             out,
-            "\n{:<10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>7}  load avg",
+            "\n{:<12} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>7}  load avg",
             "phase",
             "seconds",
             "cycles",
@@ -146,7 +171,7 @@ impl Report {
         for p in &self.phases {
             let _ = writeln!(
                 out,
-                "{:<10} {:>7.1} {:>9} {:>9.0} {:>9.0} {:>9} {:>10.2} {:>9.1} {:>8.2} {:>7}  {}",
+                "{:<12} {:>7.1} {:>9} {:>9.0} {:>9.0} {:>9} {:>10} {:>9} {:>8.2} {:>7}  {}",
                 p.name,
                 p.seconds,
                 p.cycles,
@@ -154,8 +179,8 @@ impl Report {
                 p.requests_per_second,
                 p.ratio_to_healthz
                     .map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
-                p.gateway_cpu_seconds,
-                p.gateway_peak_rss_mib,
+                maybe(p.gateway_cpu_seconds, 2),
+                maybe(p.gateway_peak_rss_mib, 1),
                 p.bench_cpu_seconds,
                 p.cycles_failed,
                 load(p.load_average)
@@ -163,14 +188,38 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<10} {:<34} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "\n{:<12} {:>11} {:>11} {:>14}",
+            "per cycle", "statements", "transactions", "gw CPU ms"
+        );
+        for p in self.phases.iter().filter(|p| p.cycles > 0) {
+            let _ = writeln!(
+                out,
+                "{:<12} {:>11} {:>11} {:>14}",
+                p.name,
+                maybe(p.statements_per_cycle, 2),
+                maybe(p.transactions_per_cycle, 2),
+                maybe(p.gateway_cpu_ms_per_cycle, 3)
+            );
+        }
+        for p in &self.phases {
+            if let Some(h) = &p.housekeeping {
+                let _ = writeln!(
+                    out,
+                    "\n{}: housekeeping ran {} times ({} failed), removed {} rows, longest run {:.1} ms",
+                    p.name, h.runs, h.failed_runs, h.rows_removed, h.longest_run_ms
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<12} {:<34} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "phase", "operation", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"
         );
         for p in &self.phases {
             for (op, l) in &p.operations {
                 let _ = writeln!(
                     out,
-                    "{:<10} {:<34} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "{:<12} {:<34} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
                     p.name, op, l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
                 );
             }
@@ -195,9 +244,9 @@ impl Report {
         if errors.is_empty() {
             let _ = writeln!(out, "\nno errors");
         } else {
-            let _ = writeln!(out, "\n{:<10} {:>8}  error", "phase", "count");
+            let _ = writeln!(out, "\n{:<12} {:>8}  error", "phase", "count");
             for (phase, kind, n) in errors {
-                let _ = writeln!(out, "{phase:<10} {n:>8}  {kind}");
+                let _ = writeln!(out, "{phase:<12} {n:>8}  {kind}");
             }
         }
         out

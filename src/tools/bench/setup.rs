@@ -26,6 +26,10 @@ pub(super) fn gateway_settings(
     if let Some(n) = args.workers {
         s.workers = n;
     }
+    // The statements and transactions per cycle are read from /metrics.
+    s.metrics.enabled = true;
+    s.metrics.bind = None;
+    s.metrics.token = None;
     s.log.level = "warn".into();
     s.log.format = "text".into();
     s.secrets.otp_key = Some(hex::encode(crate::core::keys::random_bytes::<32>()));
@@ -137,8 +141,6 @@ pub(super) fn add_user(app: &AppState, new: &NewUser) -> Result<(), String> {
     crate::core::users::add(&app.db, &app.passwords, new, &fields).map(drop)
 }
 
-/// The SMS provider: takes `{"to", "text"}`, hands the text to the client whose
-/// number it is. Returns its address and handle.
 /// Where the stub legacy server answers, and what.
 pub(super) const LEGACY_PATH: &str =
     "/legacy/REST/Summit_RESTWCF.svc/RESTService/CommonWS_JsonObjCall";
@@ -148,11 +150,13 @@ const LEGACY_ANSWER: &str = r#"{"Errors":"","Message":"","Output":"","TokenID":n
 /// forward phase reaches through the gateway.
 pub(super) fn sms_listener(
     host: IpAddr,
+    port: u16,
     inbox: Inbox,
     stray: Arc<AtomicU64>,
 ) -> Result<(SocketAddr, actix_web::dev::ServerHandle), String> {
     use actix_web::{HttpResponse, web};
-    let listener = std::net::TcpListener::bind((host, 0)).map_err(|e| e.to_string())?;
+    let listener = std::net::TcpListener::bind((host, port))
+        .map_err(|e| format!("the SMS listener cannot bind {host}:{port}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = actix_web::HttpServer::new(move || {
         let (inbox, stray) = (inbox.clone(), stray.clone());
