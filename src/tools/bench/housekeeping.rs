@@ -1,6 +1,7 @@
 //! The `housekeeping` phase's second load: the gateway's housekeeping, run by the
-//! bench over and over against the same database while the summit cycles go on, from
-//! a blocking thread with a pooled connection of its own.
+//! bench over and over against the same database while the summit cycles go on, with
+//! a connection of its own (on SQLite, from a second process, as a second gateway's
+//! housekeeping would: harsher than the gateway's own, which shares its writer).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +37,10 @@ fn total(r: &Removed) -> u64 {
 
 /// Runs housekeeping until `stop` turns true, at least once; returns what it did and
 /// the errors.
-pub fn run_until(settings: &Settings, stop: Arc<AtomicBool>) -> (HousekeepingReport, Vec<String>) {
+pub async fn run_until(
+    settings: &Settings,
+    stop: Arc<AtomicBool>,
+) -> (HousekeepingReport, Vec<String>) {
     let mut report = HousekeepingReport::default();
     let mut errors = Vec::new();
     let db = match crate::db::Db::open(&settings.database_url, 1) {
@@ -45,9 +49,7 @@ pub fn run_until(settings: &Settings, stop: Arc<AtomicBool>) -> (HousekeepingRep
     };
     loop {
         let started = Instant::now();
-        let result = db
-            .get()
-            .and_then(|mut c| housekeeping::run(&mut c, settings, crate::db::now_ms()));
+        let result = housekeeping::run(&db, settings, crate::db::now_ms()).await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         report.runs += 1;
         report.longest_run_ms = report.longest_run_ms.max(ms);
@@ -61,6 +63,6 @@ pub fn run_until(settings: &Settings, stop: Arc<AtomicBool>) -> (HousekeepingRep
         if stop.load(Ordering::Relaxed) {
             return (report, errors);
         }
-        std::thread::sleep(PAUSE);
+        tokio::time::sleep(PAUSE).await;
     }
 }

@@ -67,7 +67,7 @@ impl Run<'_> {
                 let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let forced = (phase == Phase::Housekeeping).then(|| {
                     let (settings, stop) = (self.settings.clone(), stop.clone());
-                    tokio::task::spawn_blocking(move || housekeeping::run_until(&settings, stop))
+                    tokio::spawn(async move { housekeeping::run_until(&settings, stop).await })
                 });
                 let kind = match phase {
                     Phase::Twofactor => Phase::Twofactor,
