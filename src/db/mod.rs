@@ -131,7 +131,7 @@ impl ConnectionManager {
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192;",
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 c.set_instrumentation(count_work);
