@@ -27,6 +27,18 @@ pub struct Removed {
     pub login_failures: usize,
 }
 
+impl Removed {
+    pub fn total(&self) -> usize {
+        self.sends
+            + self.limit_rows
+            + self.sessions
+            + self.capillary_sessions
+            + self.challenges
+            + self.messages
+            + self.login_failures
+    }
+}
+
 /// Sends count for the longest window of any policy: TwoFactor windows (stored
 /// configurations, requests) reach a day, and a Capillary brand's otpTimeOut (stored
 /// in the database) up to 7 days.
@@ -138,24 +150,49 @@ pub async fn run(db: &Db, settings: &Settings, now: i64) -> Result<Removed> {
     Ok(removed)
 }
 
-/// Runs [`run`] at start and then every `every`, until `shutdown` turns true.
-pub async fn run_periodically(
+/// Runs [`run`] at start, then every `every` and whenever the process receives
+/// SIGUSR1 (`kill -USR1 PID`: housekeeping now, as `otpgate bench` asks for it during
+/// its housekeeping phase), until `shutdown` turns true. SIGUSR1 is handled from
+/// this call on, before the returned future first runs: a signal that came before
+/// the handler would end the process.
+pub fn run_periodically(
     db: crate::db::Db,
     settings: std::sync::Arc<Settings>,
-    every: std::time::Duration,
+    every: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        match run(&db, &settings, crate::db::now_ms()).await {
-            Ok(removed) if removed != Removed::default() => {
-                tracing::info!(?removed, "housekeeping")
+) -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let mut asked =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
+    async move {
+        loop {
+            let started = std::time::Instant::now();
+            match run(&db, &settings, crate::db::now_ms()).await {
+                Ok(removed) => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    db.metrics().housekeeping(seconds, removed.total() as u64);
+                    if removed != Removed::default() {
+                        tracing::info!(?removed, seconds, "housekeeping")
+                    }
+                }
+                Err(e) => tracing::warn!(error = ?e, "housekeeping failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = ?e, "housekeeping failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
+            #[cfg(unix)]
+            let signalled = async {
+                match asked.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signalled = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = signalled => {}
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }

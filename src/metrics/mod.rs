@@ -80,6 +80,8 @@ pub struct Metrics {
     transactions: HistogramFamily<KindLabel>,
     sql_statements: Family<KindLabel, Counter>,
     sql_transactions: Family<KindLabel, Counter>,
+    housekeeping_seconds: Histogram,
+    housekeeping_rows: Counter,
     upstream_seconds: HistogramFamily<UpstreamLabel>,
     upstream_errors: Family<UpstreamError, Counter>,
     circuit_open: Family<UpstreamLabel, Gauge>,
@@ -108,6 +110,8 @@ impl Metrics {
             transactions: Family::new_with_constructor(Buckets(latency)),
             sql_statements: Family::default(),
             sql_transactions: Family::default(),
+            housekeeping_seconds: latency(),
+            housekeeping_rows: Counter::default(),
             upstream_seconds: Family::new_with_constructor(Buckets(latency)),
             upstream_errors: Family::default(),
             circuit_open: Family::default(),
@@ -221,6 +225,16 @@ impl Metrics {
             "db_statements",
             "SQL statements sent (BEGIN and COMMIT included), by the kind of work",
             m.sql_statements.clone(),
+        );
+        r.register(
+            "housekeeping_duration_seconds",
+            "Housekeeping runs, from start to end (every batch and the rests between them)",
+            m.housekeeping_seconds.clone(),
+        );
+        r.register(
+            "housekeeping_rows_removed",
+            "Rows housekeeping deleted",
+            m.housekeeping_rows.clone(),
         );
         r.register(
             "db_transactions",
@@ -405,6 +419,14 @@ impl Metrics {
             self.sql_transactions
                 .get_or_create(&label)
                 .inc_by(transactions);
+        }
+    }
+
+    /// A housekeeping run that took `seconds` and deleted `rows`.
+    pub fn housekeeping(&self, seconds: f64, rows: u64) {
+        if self.enabled {
+            self.housekeeping_seconds.observe(seconds);
+            self.housekeeping_rows.inc_by(rows);
         }
     }
 

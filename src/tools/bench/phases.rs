@@ -67,7 +67,14 @@ impl Run<'_> {
                 let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let forced = (phase == Phase::Housekeeping).then(|| {
                     let (settings, stop) = (self.settings.clone(), stop.clone());
-                    tokio::spawn(async move { housekeeping::run_until(&settings, stop).await })
+                    let pids = gateways.pids();
+                    let (http, bases) = (self.http.clone(), self.bases.to_vec());
+                    tokio::spawn(async move {
+                        match pids.is_empty() {
+                            true => housekeeping::run_until(&settings, stop).await,
+                            false => housekeeping::signal_until(http, bases, pids, stop).await,
+                        }
+                    })
                 });
                 let kind = match phase {
                     Phase::Twofactor => Phase::Twofactor,

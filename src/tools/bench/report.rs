@@ -205,8 +205,15 @@ impl Report {
             if let Some(h) = &p.housekeeping {
                 let _ = writeln!(
                     out,
-                    "\n{}: housekeeping ran {} times ({} failed), removed {} rows, longest run {:.1} ms",
-                    p.name, h.runs, h.failed_runs, h.rows_removed, h.longest_run_ms
+                    "\n{}: housekeeping (run by the {}) ran {} times ({} failed), removed {} rows, {:.1} ms a run on average{}",
+                    p.name,
+                    h.run_by,
+                    h.runs,
+                    h.failed_runs,
+                    h.rows_removed,
+                    h.mean_run_ms,
+                    h.longest_run_ms
+                        .map_or(String::new(), |l| format!(", longest {l:.1} ms"))
                 );
             }
         }

@@ -50,6 +50,14 @@ pub fn sum(text: &str, name: &str) -> Option<f64> {
     total
 }
 
+/// The gateway's scrape at `base`; empty when it gives none.
+pub async fn text(http: &reqwest::Client, base: &str) -> String {
+    match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// Reads both counters from every gateway at `bases`.
 pub async fn read(http: &reqwest::Client, bases: &[String]) -> DbWork {
     let mut work = DbWork {
@@ -57,10 +65,7 @@ pub async fn read(http: &reqwest::Client, bases: &[String]) -> DbWork {
         transactions: Some(0.0),
     };
     for base in bases {
-        let text = match http.get(format!("{base}/metrics")).send().await {
-            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
-            _ => String::new(),
-        };
+        let text = text(http, base).await;
         let add = |total: Option<f64>, name| Some(total? + sum(&text, name)?);
         work.statements = add(work.statements, STATEMENTS);
         work.transactions = add(work.transactions, TRANSACTIONS);

@@ -78,13 +78,18 @@ impl Gateways {
         }
     }
 
+    /// The gateways' process ids, as far as they are known.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        match self {
+            Gateways::Child(g) => vec![g.pid()],
+            Gateways::Targets { pids, .. } => pids.clone(),
+        }
+    }
+
     /// CPU time and peak memory of the gateways, summed; None when a process id is
     /// unknown or its /proc entry cannot be read.
     pub(super) fn stats(&self) -> Option<ProcStats> {
-        let pids = match self {
-            Gateways::Child(g) => vec![g.pid()],
-            Gateways::Targets { pids, .. } => pids.clone(),
-        };
+        let pids = self.pids();
         if pids.is_empty() {
             return None;
         }
