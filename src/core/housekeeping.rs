@@ -53,7 +53,7 @@ fn keep_sends_ms(settings: &Settings, longest_brand_minutes: Option<i64>) -> i64
 
 /// Rows one housekeeping transaction deletes at most. Each batch holds the write lock
 /// (SQLite's one writer) for a few milliseconds; requests get it between batches.
-pub const BATCH_ROWS: i64 = 2_000;
+pub const BATCH_ROWS: i64 = 500;
 
 /// What housekeeping deletes, in order: messages before the challenges they name.
 #[derive(Debug, Clone, Copy)]

@@ -36,10 +36,13 @@ struct Ran {
     /// Where the batch records its own transaction: the metrics of the gateway whose
     /// work this is.
     metrics: Arc<Metrics>,
-    answer: Box<dyn FnOnce(Option<&str>) + Send>,
+    answer: Answer,
 }
 
 type Job = Box<dyn FnOnce(&mut DbConnection) -> Ran + Send>;
+
+/// Sends a piece's answer, given why its batch failed (None: it committed).
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// The way to the writer thread; the thread ends when the last of these is dropped.
 pub struct Writer {
@@ -184,18 +187,18 @@ fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if conn.is_none() {
-            match open_writer(&manager) {
-                Ok(c) => conn = Some(c),
+        let c = match conn.take() {
+            Some(c) => conn.insert(c),
+            None => match open_writer(&manager) {
+                Ok(c) => conn.insert(c),
                 Err(e) => {
                     tracing::error!(error = %e, "the SQLite database cannot be opened");
                     // Dropped unanswered: each piece fails as unavailable.
                     batch.clear();
                     continue;
                 }
-            }
-        }
-        let c = conn.as_mut().expect("opened above");
+            },
+        };
         if !run_batch(c, &mut batch) {
             // Closed and opened again on the next batch: whatever state it was left
             // in is gone with it.
@@ -300,7 +303,7 @@ mod tests {
                 db.run(move |c| {
                     let key = format!("k{i}");
                     failures::record(c, &[&key], 1)?;
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         write_transaction(c, |c| -> crate::error::Result<()> {
                             failures::record(c, &[&key], 2)?;
                             match i % 10 {
@@ -323,7 +326,11 @@ mod tests {
         let mut lost = 0;
         for (i, t) in tasks.into_iter().enumerate() {
             let i = i as u32;
-            let rows = if i % 3 == 0 && i % 10 != 7 { 2 } else { 1 };
+            let rows = if i.is_multiple_of(3) && i % 10 != 7 {
+                2
+            } else {
+                1
+            };
             match (i % 50, i % 10, t.await.unwrap()) {
                 (49, _, Err(Error::Internal(_))) => lost += 1,
                 (_, 7, Err(Error::InvalidRequest(_))) => {
