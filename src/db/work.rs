@@ -1,0 +1,71 @@
+//! What the database work sends, counted per piece of work for the metrics, and the
+//! one statement housekeeping's batches are made of.
+
+use diesel::prelude::*;
+
+use super::{DbConnection, numbered_placeholders};
+
+/// What one piece of database work sent: SQL statements (BEGIN and COMMIT included)
+/// and transactions (outermost BEGINs; savepoints are not counted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    pub statements: u64,
+    pub transactions: u64,
+}
+
+impl Work {
+    /// (statements, transactions), as the metrics take them.
+    pub fn counts(self) -> (u64, u64) {
+        (self.statements, self.transactions)
+    }
+}
+
+thread_local! {
+    /// The work sent on this thread since [`run_retrying`] last reset it.
+    pub(super) static WORK: std::cell::Cell<Work> = const {
+        std::cell::Cell::new(Work { statements: 0, transactions: 0 })
+    };
+}
+
+/// Every pooled connection's instrumentation: counts what it sends into [`WORK`],
+/// which `otpgate_db_statements_total` and `otpgate_db_transactions_total` report.
+pub(super) fn count_work(event: diesel::connection::InstrumentationEvent<'_>) {
+    use diesel::connection::InstrumentationEvent as E;
+    let mut w = WORK.get();
+    match event {
+        E::StartQuery { .. } => w.statements += 1,
+        E::BeginTransaction { depth, .. } if depth.get() == 1 => w.transactions += 1,
+        _ => return,
+    }
+    WORK.set(w);
+}
+
+/// Deletes at most `limit` rows of `table` that meet `condition`, SQL in which every
+/// `?` stands for `at`; `key` is the table's primary key (housekeeping's batches).
+/// Both are names from this crate, never from a request.
+pub(crate) fn delete_batch(
+    conn: &mut DbConnection,
+    (table, key): (&'static str, &'static str),
+    condition: &'static str,
+    at: i64,
+    limit: i64,
+) -> QueryResult<usize> {
+    use diesel::sql_types::BigInt;
+    let sql = format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} LIMIT ?)"
+    );
+    let times = condition.matches('?').count();
+    macro_rules! run {
+        ($c:expr, $sql:expr) => {{
+            let mut q = diesel::sql_query($sql).into_boxed();
+            for _ in 0..times {
+                q = q.bind::<BigInt, _>(at);
+            }
+            q.bind::<BigInt, _>(limit).execute($c)
+        }};
+    }
+    match conn {
+        DbConnection::Sqlite(c) => run!(c, sql),
+        DbConnection::Pg(c) => run!(c, numbered_placeholders(&sql)),
+    }
+}
