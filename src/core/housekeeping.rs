@@ -2,11 +2,11 @@
 //! idle send-limit rows, dead sessions, and challenges and messages past the
 //! retention period. Audit events are kept.
 
-use crate::config::Settings;
 use std::time::Duration;
 
 use diesel::QueryResult;
 
+use crate::config::Settings;
 use crate::db::{
     Db, DbConnection, capillary_brands, capillary_sessions, challenges, limits, login_failures,
     outbox, sessions, write_transaction,

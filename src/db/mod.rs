@@ -132,7 +132,8 @@ impl ConnectionManager {
                 // busy_timeout first: switching to WAL itself may wait for a lock.
                 // temp_store: the journals of savepoints (every request's, in the
                 // writer's batches) stay in memory rather than in a temporary file.
-                // cache_size: 8 MiB of pages per connection rather than 2.
+                // cache_size: 32 MiB of pages per connection rather than 2: index
+                // pages of a large database are not read back at every commit.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
@@ -201,13 +202,19 @@ impl r2d2::ManageConnection for ConnectionManager {
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         // A connection left inside a transaction (a panic mid-closure) is not reused.
-        per_backend!(conn, |c| {
-            !matches!(
-                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
-                Ok(None)
-            )
-        })
+        depth(conn) != Ok(0)
     }
+}
+
+/// How many transactions deep the connection is (0: outside any); Err when Diesel's
+/// transaction manager is in an error state.
+fn depth(conn: &mut DbConnection) -> std::result::Result<u32, ()> {
+    per_backend!(conn, |c| {
+        AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .map(|d| d.map_or(0, |d| d.get()))
+            .map_err(|_| ())
+    })
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
@@ -535,12 +542,7 @@ where
     F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    let nested = per_backend!(&mut *conn, |c| {
-        !matches!(
-            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
-            Ok(None)
-        )
-    });
+    let nested = depth(conn) != Ok(0);
     match conn {
         DbConnection::Sqlite(c) if !nested => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
@@ -550,12 +552,7 @@ where
     }
     match f(conn) {
         Ok(value) => {
-            let outermost = per_backend!(conn, |c| {
-                AnsiTransactionManager::transaction_manager_status_mut(c)
-                    .transaction_depth()
-                    .is_ok_and(|d| d.is_some_and(|d| d.get() == 1))
-            });
-            if outermost {
+            if depth(conn) == Ok(1) {
                 COMMIT_SENT.set(true);
             }
             per_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;

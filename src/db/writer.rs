@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 
-use super::{ConnectionManager, DbConnection, WORK, Work};
+use super::{ConnectionManager, DbConnection, WORK, Work, depth};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -137,16 +137,6 @@ fn contained<T>(
         }
         Err(_) => (Err(Error::internal("the database work panicked")), false),
     }
-}
-
-fn depth(conn: &mut DbConnection) -> Option<u32> {
-    crate::per_backend!(conn, |c| {
-        AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()
-            .ok()
-            .flatten()
-            .map(|d| d.get())
-    })
 }
 
 /// Copies committed pages from the write-ahead log into the database, every
