@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::kept::kept;
 use super::schema::capillary_sessions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -40,14 +41,16 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CapSession>
 
 /// Closes an open session; false when it was no longer open (validated meanwhile).
 pub fn mark_validated(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
-    let n = diesel::update(
-        capillary_sessions::table
-            .find(id)
-            .filter(capillary_sessions::validated_at.is_null()),
-    )
-    .set(capillary_sessions::validated_at.eq(now))
-    .execute(conn)?;
-    Ok(n == 1)
+    let open = capillary_sessions::table
+        .find(id)
+        .filter(capillary_sessions::validated_at.is_null());
+    let validate = diesel::update(open)
+        .set(capillary_sessions::validated_at.eq(now))
+        .returning(capillary_sessions::id);
+    Ok(kept(validate)
+        .get_result::<String>(conn)
+        .optional()?
+        .is_some())
 }
 
 /// Ends a session now (it then reads as expired): the client must start again with

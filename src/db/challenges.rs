@@ -1,6 +1,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::kept::kept;
 use super::schema::challenges;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -52,20 +53,23 @@ pub fn supersede_open(
     purpose: &str,
     now: i64,
 ) -> QueryResult<usize> {
-    let open: Vec<String> = challenges::table
-        .filter(challenges::subject.eq(subject))
-        .filter(challenges::purpose.eq(purpose))
-        .filter(challenges::consumed_at.is_null())
-        .filter(challenges::superseded_at.is_null())
-        .select(challenges::id)
-        .load(conn)?;
+    let open: Vec<String> = kept(
+        diesel::update(
+            challenges::table
+                .filter(challenges::subject.eq(subject))
+                .filter(challenges::purpose.eq(purpose))
+                .filter(challenges::consumed_at.is_null())
+                .filter(challenges::superseded_at.is_null()),
+        )
+        .set(challenges::superseded_at.eq(now))
+        .returning(challenges::id),
+    )
+    .load(conn)?;
     if open.is_empty() {
         return Ok(0);
     }
     super::outbox::cancel_queued(conn, &open, "cancelled: a newer code superseded it", now)?;
-    diesel::update(challenges::table.filter(challenges::id.eq_any(&open)))
-        .set(challenges::superseded_at.eq(now))
-        .execute(conn)
+    Ok(open.len())
 }
 
 /// Spends one attempt, and consumes the challenge when `correct`, in one conditional
@@ -84,19 +88,17 @@ pub fn spend_attempt(
         .filter(challenges::superseded_at.is_null())
         .filter(challenges::expires_at.gt(now))
         .filter(challenges::attempts.lt(challenges::max_attempts));
-    let n = if correct {
-        diesel::update(target)
-            .set((
-                challenges::attempts.eq(challenges::attempts + 1),
-                challenges::consumed_at.eq(now),
-            ))
-            .execute(conn)?
+    let spent = if correct {
+        let spend = diesel::update(target).set((
+            challenges::attempts.eq(challenges::attempts + 1),
+            challenges::consumed_at.eq(now),
+        ));
+        kept(spend.returning(challenges::id)).get_result::<String>(conn)
     } else {
-        diesel::update(target)
-            .set(challenges::attempts.eq(challenges::attempts + 1))
-            .execute(conn)?
+        let spend = diesel::update(target).set(challenges::attempts.eq(challenges::attempts + 1));
+        kept(spend.returning(challenges::id)).get_result::<String>(conn)
     };
-    Ok(n == 1)
+    Ok(spent.optional()?.is_some())
 }
 
 /// Deletes at most `limit` challenges that expired before `before`.
@@ -144,16 +146,14 @@ pub fn spend_revalidation_attempt(
     id: &str,
     now: i64,
 ) -> QueryResult<bool> {
-    let n = diesel::update(
-        challenges::table
-            .filter(challenges::id.eq(id))
-            .filter(challenges::superseded_at.is_null())
-            .filter(challenges::expires_at.gt(now))
-            .filter(challenges::attempts.lt(challenges::max_attempts)),
-    )
-    .set(challenges::attempts.eq(challenges::attempts + 1))
-    .execute(conn)?;
-    Ok(n == 1)
+    let target = challenges::table
+        .filter(challenges::id.eq(id))
+        .filter(challenges::superseded_at.is_null())
+        .filter(challenges::expires_at.gt(now))
+        .filter(challenges::attempts.lt(challenges::max_attempts));
+    let spend = diesel::update(target).set(challenges::attempts.eq(challenges::attempts + 1));
+    let spent = kept(spend.returning(challenges::id)).get_result::<String>(conn);
+    Ok(spent.optional()?.is_some())
 }
 
 /// The challenge's PasswordChangeRequestId: `proposed` if it has none yet, else the

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod capillary_brands;
 pub mod capillary_sessions;
 pub mod challenges;
+mod kept;
 pub mod limits;
 pub mod login_failures;
 pub mod outbox;

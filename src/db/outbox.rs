@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::DbConnection;
+use super::kept::kept;
 use super::schema::outbox;
 
 pub const QUEUED: &str = "queued";
@@ -127,7 +128,9 @@ pub fn claim_due(
 ) -> QueryResult<Claim> {
     super::write_transaction(conn, |conn| {
         let rows: Vec<OutboxRow> = match conn {
-            DbConnection::Pg(c) => diesel::sql_query(format!(
+            // Kept prepared: one text on PostgreSQL; on SQLite one per limit, at most
+            // `delivery.batch_size` of them.
+            DbConnection::Pg(c) => kept(diesel::sql_query(format!(
                 "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, updated_at = $3 \
                  WHERE id IN (SELECT id FROM outbox \
                    WHERE (state = 'queued' AND next_attempt_at <= $3) \
@@ -138,11 +141,11 @@ pub fn claim_due(
             .bind::<Text, _>(claim)
             .bind::<BigInt, _>(lease_until)
             .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
+            .bind::<BigInt, _>(limit))
             .load(c)?,
             // The limit is written into the SQL: SQLite plans a statement with a
             // bound LIMIT twice, once more when it first runs.
-            DbConnection::Sqlite(c) => diesel::sql_query(format!(
+            DbConnection::Sqlite(c) => kept(diesel::sql_query(format!(
                 "UPDATE outbox SET state = 'sending', claimed_by = ?1, lease_until = ?2, updated_at = ?3 \
                  WHERE id IN (SELECT id FROM outbox \
                    WHERE (state = 'queued' AND next_attempt_at <= ?3) \
@@ -152,7 +155,7 @@ pub fn claim_due(
             ))
             .bind::<Text, _>(claim)
             .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now))
             .load(c)?,
         };
         let challenge_ids: Vec<&str> = rows
@@ -239,12 +242,12 @@ pub fn mark_sent(
     provider_ref: Option<&str>,
     now: i64,
 ) -> QueryResult<usize> {
-    diesel::update(
-        outbox::table
-            .filter(outbox::id.eq_any(ids))
-            .filter(outbox::claimed_by.eq(claim)),
-    )
-    .set((
+    // Kept prepared: one text on PostgreSQL (`= ANY`); on SQLite one per number of
+    // messages, at most `delivery.batch_size`.
+    let target = outbox::table
+        .filter(outbox::id.eq_any(ids))
+        .filter(outbox::claimed_by.eq(claim));
+    let sent = diesel::update(target).set((
         outbox::state.eq(SENT),
         outbox::payload.eq(None::<Vec<u8>>),
         outbox::attempts.eq(outbox::attempts + 1),
@@ -253,8 +256,8 @@ pub fn mark_sent(
         outbox::provider.eq(provider),
         outbox::provider_ref.eq(provider_ref),
         outbox::updated_at.eq(now),
-    ))
-    .execute(conn)
+    ));
+    Ok(kept(sent.returning(outbox::id)).load::<String>(conn)?.len())
 }
 
 /// Records a failed attempt: queued again at `retry_at`, or failed for good when
@@ -271,28 +274,30 @@ pub fn mark_attempt_failed(
     let target = outbox::table
         .filter(outbox::id.eq(id))
         .filter(outbox::claimed_by.eq(claim));
-    let n = match retry_at {
-        Some(at) => diesel::update(target)
-            .set((
+    let recorded = match retry_at {
+        Some(at) => {
+            let again = diesel::update(target).set((
                 outbox::state.eq(QUEUED),
                 outbox::attempts.eq(outbox::attempts + 1),
                 outbox::next_attempt_at.eq(at),
                 outbox::lease_until.eq(None::<i64>),
                 outbox::last_error.eq(error),
                 outbox::updated_at.eq(now),
-            ))
-            .execute(conn)?,
-        None => diesel::update(target)
-            .set((
+            ));
+            kept(again.returning(outbox::id)).get_result::<String>(conn)
+        }
+        None => {
+            let failed = diesel::update(target).set((
                 outbox::state.eq(FAILED),
                 outbox::attempts.eq(outbox::attempts + 1),
                 outbox::lease_until.eq(None::<i64>),
                 outbox::last_error.eq(error),
                 outbox::updated_at.eq(now),
-            ))
-            .execute(conn)?,
+            ));
+            kept(failed.returning(outbox::id)).get_result::<String>(conn)
+        }
     };
-    Ok(n == 1)
+    Ok(recorded.optional()?.is_some())
 }
 
 /// Deletes at most `limit` sent, failed and cancelled messages last touched before

@@ -1,6 +1,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::kept::kept;
 use super::schema::sessions;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -24,22 +25,14 @@ pub fn insert(conn: &mut DbConnection, s: &Session) -> QueryResult<usize> {
 /// The user of a live session, touching it so the idle timeout starts again. One
 /// conditional statement, so a session past either limit is never revived.
 pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult<Option<i64>> {
-    let n = diesel::update(
-        sessions::table
-            .filter(sessions::token_hash.eq(token_hash))
-            .filter(sessions::expires_at.gt(now))
-            .filter((sessions::last_seen_at + sessions::idle_timeout_ms).gt(now)),
-    )
-    .set(sessions::last_seen_at.eq(now))
-    .execute(conn)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    sessions::table
-        .find(token_hash)
-        .select(sessions::user_id)
-        .get_result(conn)
-        .optional()
+    let live = sessions::table
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::expires_at.gt(now))
+        .filter((sessions::last_seen_at + sessions::idle_timeout_ms).gt(now));
+    let touch = diesel::update(live)
+        .set(sessions::last_seen_at.eq(now))
+        .returning(sessions::user_id);
+    kept(touch).get_result(conn).optional()
 }
 
 /// Deletes at most `limit` sessions past their end, then at most `limit` idle for

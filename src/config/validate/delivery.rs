@@ -8,6 +8,10 @@ use crate::config::{
     TemplateSet,
 };
 
+/// The most messages the dispatcher may hold at once: each claim size up to it is a
+/// statement the SQLite connection keeps prepared.
+pub const MAX_BATCH_SIZE: i64 = 1000;
+
 pub(super) fn check(d: &DeliverySettings, problems: &mut Vec<String>) {
     use crate::delivery::templates::{MESSAGE_PLACEHOLDERS, check_template, is_language_tag};
     const REQUEST_PLACEHOLDERS: &[&str] = &["to", "to_digits", "text", "sender", "id"];
@@ -72,11 +76,14 @@ pub(super) fn check(d: &DeliverySettings, problems: &mut Vec<String>) {
             }
         }
     }
-    if d.retry_base_ms < 1 || d.poll_interval_ms < 10 || d.batch_size < 1 {
-        problems.push(
-            "delivery: retry_base_ms and batch_size must be positive, poll_interval_ms at least 10"
-                .into(),
-        );
+    if d.retry_base_ms < 1 || d.poll_interval_ms < 10 {
+        problems
+            .push("delivery: retry_base_ms must be positive, poll_interval_ms at least 10".into());
+    }
+    if !(1..=MAX_BATCH_SIZE).contains(&d.batch_size) {
+        problems.push(format!(
+            "delivery: batch_size must be between 1 and {MAX_BATCH_SIZE}"
+        ));
     }
     if d.lease_seconds < 0 {
         problems.push(
