@@ -104,13 +104,9 @@ fn check_limits(
     let mut locks: Vec<&str> = limit_keys.iter().map(String::as_str).collect();
     locks.push(&subject_key);
     locks.sort_unstable();
-    let sqlite = matches!(conn, DbConnection::Sqlite(_));
     for key in locks {
         if key == subject_key {
-            // On SQLite, BEGIN IMMEDIATE already holds the one write lock there is.
-            if !sqlite {
-                limits::lock_destination(conn, key)?;
-            }
+            limits::lock_subject(conn, key)?;
             continue;
         }
         let last = limits::lock_destination(conn, key)?;
