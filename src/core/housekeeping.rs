@@ -196,3 +196,79 @@ pub fn run_periodically(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    use super::{Cutoffs, Table};
+    use crate::db::{Db, DbConnection};
+
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// Every delete housekeeping sends finds its rows through an index, on SQLite as
+    /// planned with no statistics: a full scan of a table of millions of rows holds
+    /// the one writer for seconds. The old-messages delete uses the index on
+    /// `created_at`, never the one on state (which reads every sent message).
+    #[test]
+    fn every_delete_finds_its_rows_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("h.db").to_str().unwrap(), 1).unwrap();
+        let mut conn = db.get().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = sent.clone();
+        let DbConnection::Sqlite(c) = &mut *conn else {
+            unreachable!("a file path opens SQLite")
+        };
+        c.set_instrumentation(move |e: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = e {
+                let sql = query.to_string();
+                let sql = sql.split(" -- binds:").next().unwrap_or_default();
+                seen.lock().unwrap().push(sql.to_string());
+            }
+        });
+        let at = Cutoffs {
+            now: 1_000_000,
+            sends: 1_000,
+            retention: 1_000,
+            failures: 1_000,
+        };
+        for table in Table::ALL {
+            table.delete(&mut conn, &at, 500).unwrap();
+        }
+        let deletes: Vec<String> = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with("DELETE"))
+            .cloned()
+            .collect();
+        assert_eq!(deletes.len(), Table::ALL.len() + 1, "{deletes:#?}");
+        for sql in &deletes {
+            let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                .load::<Plan>(&mut *conn)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.detail)
+                .collect();
+            assert!(
+                plan.iter().all(|line| !line.starts_with("SCAN ")),
+                "{sql}\n{plan:#?}"
+            );
+            if sql.starts_with("DELETE FROM outbox") {
+                assert!(
+                    plan.iter().any(|l| l.contains("outbox_created")),
+                    "{plan:#?}"
+                );
+            }
+        }
+    }
+}
