@@ -199,14 +199,12 @@ pub fn run_periodically(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use diesel::connection::{Connection, InstrumentationEvent};
+    use diesel::connection::InstrumentationEvent;
     use diesel::prelude::*;
     use diesel::sql_types::Text;
 
     use super::{Cutoffs, Table};
-    use crate::db::{Db, DbConnection};
+    use crate::db::recorded;
 
     #[derive(QueryableByName)]
     struct Plan {
@@ -221,19 +219,17 @@ mod tests {
     #[test]
     fn every_delete_finds_its_rows_by_index() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("h.db").to_str().unwrap(), 1).unwrap();
-        let mut conn = db.get().unwrap();
-        let sent = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = sent.clone();
-        let DbConnection::Sqlite(c) = &mut *conn else {
-            unreachable!("a file path opens SQLite")
-        };
-        c.set_instrumentation(move |e: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = e {
+        let (mut conn, sent) = recorded(dir.path(), |e| match e {
+            InstrumentationEvent::StartQuery { query, .. } => {
                 let sql = query.to_string();
-                let sql = sql.split(" -- binds:").next().unwrap_or_default();
-                seen.lock().unwrap().push(sql.to_string());
+                Some(
+                    sql.split(" -- binds:")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
             }
+            _ => None,
         });
         let at = Cutoffs {
             now: 1_000_000,

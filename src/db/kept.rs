@@ -52,28 +52,19 @@ impl<Q, Conn> RunQueryDsl<Conn> for Kept<Q> {}
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use diesel::connection::InstrumentationEvent;
 
-    use diesel::connection::{Connection, InstrumentationEvent};
-
-    use super::super::{Db, DbConnection, challenges, limits, outbox, sessions};
+    use super::super::work::recorded;
+    use super::super::{DbConnection, challenges, limits, outbox, sessions};
 
     /// Each statement of an OTP cycle that Diesel would prepare at every run is
     /// prepared on its first run and reused on the second.
     #[test]
     fn the_cycles_updates_and_upserts_are_prepared_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("k.db").to_str().unwrap(), 1).unwrap();
-        let mut conn = db.get().unwrap();
-        let prepared = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = prepared.clone();
-        let DbConnection::Sqlite(c) = &mut *conn else {
-            unreachable!("a file path opens SQLite")
-        };
-        c.set_instrumentation(move |e: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::CacheQuery { sql, .. } = e {
-                seen.lock().unwrap().push(sql.to_string());
-            }
+        let (mut conn, prepared) = recorded(dir.path(), |e| match e {
+            InstrumentationEvent::CacheQuery { sql, .. } => Some(sql.to_string()),
+            _ => None,
         });
         type Step<'a> = Box<dyn Fn(&mut DbConnection) + 'a>;
         let steps: Vec<(&str, Step)> = vec![

@@ -24,6 +24,8 @@ pub mod twofactor_configs;
 pub mod upstream_keys;
 pub mod users;
 mod work;
+#[cfg(test)]
+pub(crate) use work::recorded;
 mod writer;
 
 pub use work::Work;

@@ -69,3 +69,29 @@ pub(crate) fn delete_batch(
         DbConnection::Pg(c) => run!(c, numbered_placeholders(&sql)),
     }
 }
+
+/// What a test records of the statements sent: the SQL of each event `pick` names.
+#[cfg(test)]
+pub(crate) type Recorded = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A connection to a new SQLite database in `dir` that records, for a test, the SQL of
+/// each event `pick` names.
+#[cfg(test)]
+pub(crate) fn recorded(
+    dir: &std::path::Path,
+    pick: fn(diesel::connection::InstrumentationEvent<'_>) -> Option<String>,
+) -> (r2d2::PooledConnection<super::ConnectionManager>, Recorded) {
+    let db = super::Db::open(dir.join("r.db").to_str().unwrap(), 1).unwrap();
+    let mut conn = db.get().unwrap();
+    let sent = Recorded::default();
+    let seen = sent.clone();
+    let DbConnection::Sqlite(c) = &mut *conn else {
+        unreachable!("a file path opens SQLite")
+    };
+    c.set_instrumentation(move |e: diesel::connection::InstrumentationEvent<'_>| {
+        if let Some(sql) = pick(e) {
+            seen.lock().unwrap().push(sql);
+        }
+    });
+    (conn, sent)
+}
