@@ -444,4 +444,13 @@ mod tests {
         let e = load_text("[delivery]\nlease_seconds = -1\n").unwrap_err();
         assert!(e.contains("delivery.lease_seconds: must be 0"), "{e}");
     }
+
+    #[test]
+    fn the_batch_size_is_bounded() {
+        assert!(load_text("[delivery]\nbatch_size = 1000\n").is_ok());
+        for bad in ["0", "1001"] {
+            let e = load_text(&format!("[delivery]\nbatch_size = {bad}\n")).unwrap_err();
+            assert!(e.contains("batch_size must be between 1 and 1000"), "{e}");
+        }
+    }
 }
