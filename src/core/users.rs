@@ -31,6 +31,38 @@ pub struct Passwords {
     /// "unknown user" takes as long as "wrong password".
     decoy: String,
     metrics: Arc<Metrics>,
+    /// The threads that verify passwords, at a lower scheduling priority than the
+    /// rest of the process (see [`HASHING_NICE`]). None only while dropping.
+    hashing: Option<tokio::runtime::Runtime>,
+}
+
+/// How much lower the hashing threads run (`nice`, Linux). Password hashes are the
+/// costliest work there is, and a login storm (often someone trying stolen
+/// passwords) would otherwise take the cores from the OTP requests that need a few
+/// hundred microseconds each: at +10 a hash gets about a tenth of a busy core and
+/// what is left when the cores are idle, so logins slow down in a storm and codes
+/// keep flowing.
+pub const HASHING_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority by [`HASHING_NICE`] (on Linux a
+/// thread has its own). Elsewhere, where it would lower the whole process, nothing.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its arguments; gettid cannot fail.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, now + HASHING_NICE);
+    }
+}
+
+impl Drop for Passwords {
+    fn drop(&mut self) {
+        // Never wait here: the last owner may be an async task.
+        if let Some(rt) = self.hashing.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Passwords {
@@ -38,6 +70,12 @@ impl Passwords {
         let params = Params::new(s.memory_kib, s.iterations, s.parallelism, None)
             .map_err(|e| format!("password_hashing: {e}"))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let hashing = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(s.max_concurrent.max(1))
+            .thread_name("otpgate-hash")
+            .on_thread_start(lower_this_threads_priority)
+            .build()
+            .map_err(|e| format!("password_hashing: threads: {e}"))?;
         let mut p = Passwords {
             argon,
             slots: Arc::new(Semaphore::new(s.max_concurrent)),
@@ -45,6 +83,7 @@ impl Passwords {
             max_concurrent: s.max_concurrent,
             decoy: String::new(),
             metrics: Metrics::off(),
+            hashing: Some(hashing),
         };
         let random = hex::encode(crate::core::keys::random_bytes::<16>());
         p.decoy = p
@@ -119,10 +158,11 @@ impl Passwords {
         computed && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
     }
 
-    /// Verifies on the blocking pool, at most `max_concurrent` at once, so a burst of
-    /// logins cannot starve other requests of executor threads. Waits at most `wait`
-    /// for a slot: past it the server is too busy (503), which beats a queue that
-    /// grows without bound in a login storm.
+    /// Verifies on the hashing threads, at most `max_concurrent` at once and at a
+    /// lower priority ([`HASHING_NICE`]), so a burst of logins can starve neither the
+    /// executor threads nor the cores. Waits at most `wait` for a slot: past it the
+    /// server is too busy (503), which beats a queue that grows without bound in a
+    /// login storm.
     pub async fn verify(
         self: &Arc<Self>,
         hash: Option<String>,
@@ -136,7 +176,9 @@ impl Passwords {
             .map_err(|_| Error::Unavailable)?
             .map_err(Error::internal)?;
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.verify_now(hash.as_deref(), &password))
+        let threads = self.hashing.as_ref().ok_or(Error::Unavailable)?.handle();
+        threads
+            .spawn_blocking(move || me.verify_now(hash.as_deref(), &password))
             .await
             .map_err(Error::internal)
     }
@@ -365,6 +407,24 @@ mod tests {
             parallelism: 1,
             max_concurrent: 2,
         }
+    }
+
+    /// A login storm's hashes give way to the OTP requests: they run on threads of
+    /// lower priority than the caller's.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn passwords_are_verified_at_a_lower_priority() {
+        fn priority() -> libc::c_int {
+            // SAFETY: reads the calling thread's nice value.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        }
+        let p = Arc::new(Passwords::new(&fast()).unwrap());
+        let threads = p.hashing.as_ref().unwrap().handle().clone();
+        let there = threads.spawn_blocking(priority).await.unwrap();
+        assert_eq!(there, (priority() + HASHING_NICE).min(19));
+        let wait = std::time::Duration::from_secs(5);
+        let hash = p.hash("pw").unwrap();
+        assert!(p.verify(Some(hash), "pw".into(), wait).await.unwrap());
     }
 
     #[test]
