@@ -38,6 +38,9 @@ pub fn insert(
     e: &AuditEvent,
     destination_keys: &[String],
 ) -> QueryResult<usize> {
+    if let (DbConnection::Pg(c), false) = (&mut *conn, destination_keys.is_empty()) {
+        return insert_with_destinations_pg(c, e, destination_keys);
+    }
     let n = diesel::insert_into(audit_events::table)
         .values(e)
         .execute(conn)?;
@@ -53,6 +56,44 @@ pub fn insert(
             .execute(conn)?;
     }
     Ok(n)
+}
+
+/// On PostgreSQL, the event and its destination rows in one statement (one round
+/// trip rather than one per row).
+fn insert_with_destinations_pg(
+    c: &mut diesel::PgConnection,
+    e: &AuditEvent,
+    destination_keys: &[String],
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, Nullable};
+    const SQL: &str = "WITH event AS (INSERT INTO audit_events \
+        (id, at, event, outcome, user_id, transaction_id, destination_masked, channel, request_id) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) \
+        INSERT INTO audit_destinations (destination_key, at, event_id, transaction_id) \
+        SELECT key, $2, $1, $6 FROM unnest($10::text[]) AS key \
+        RETURNING event_id";
+    let written = super::kept::kept(
+        diesel::sql_query(SQL)
+            .bind::<Text, _>(&e.id)
+            .bind::<BigInt, _>(e.at)
+            .bind::<Text, _>(&e.event)
+            .bind::<Text, _>(&e.outcome)
+            .bind::<Nullable<BigInt>, _>(e.user_id)
+            .bind::<Nullable<Text>, _>(&e.transaction_id)
+            .bind::<Nullable<Text>, _>(&e.destination_masked)
+            .bind::<Nullable<Text>, _>(&e.channel)
+            .bind::<Nullable<Text>, _>(&e.request_id)
+            .bind::<Array<Text>, _>(destination_keys),
+    )
+    .load::<EventId>(c)?;
+    Ok(usize::from(!written.is_empty()))
+}
+
+#[derive(QueryableByName)]
+struct EventId {
+    #[diesel(sql_type = Text)]
+    #[allow(dead_code)]
+    event_id: String,
 }
 
 /// How many `event`s with `outcome` a user had since `since`, and the oldest of them.
