@@ -67,24 +67,7 @@ async fn parallel_generates_respect_the_send_limit(b: Backend) {
     assert_eq!(app.count("challenges").await, 3);
     assert_eq!(app.count("outbox").await, 6);
     // Of the three, only the last is open: each superseded the one before.
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let open = app
-        .app
-        .db
-        .run(|c| {
-            use diesel::RunQueryDsl;
-            Ok(diesel::sql_query(
-                "SELECT COUNT(*) AS n FROM challenges WHERE superseded_at IS NULL",
-            )
-            .get_result::<N>(c)?
-            .n)
-        })
-        .await
-        .unwrap();
+    let open = app.count("challenges WHERE superseded_at IS NULL").await;
     assert_eq!(open, 1);
 }
 

@@ -264,7 +264,8 @@ impl TestApp {
         sink_code(&self.sink, transaction_id, Some(channel)).await
     }
 
-    /// Rows in a table, straight from the database.
+    /// Rows in a table (`"challenges WHERE …"`: those that meet a condition), straight
+    /// from the database.
     pub async fn count(&self, table: &'static str) -> i64 {
         #[derive(QueryableByName)]
         struct N {
