@@ -71,7 +71,7 @@ fn insert_with_destinations_pg(
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) \
         INSERT INTO audit_destinations (destination_key, at, event_id, transaction_id) \
         SELECT key, $2, $1, $6 FROM unnest($10::text[]) AS key \
-        RETURNING event_id";
+        RETURNING 1 AS done";
     let written = super::kept::kept(
         diesel::sql_query(SQL)
             .bind::<Text, _>(&e.id)
@@ -85,15 +85,8 @@ fn insert_with_destinations_pg(
             .bind::<Nullable<Text>, _>(&e.request_id)
             .bind::<Array<Text>, _>(destination_keys),
     )
-    .load::<EventId>(c)?;
-    Ok(usize::from(!written.is_empty()))
-}
-
-#[derive(QueryableByName)]
-struct EventId {
-    #[diesel(sql_type = Text)]
-    #[allow(dead_code)]
-    event_id: String,
+    .rows(c)?;
+    Ok(usize::from(written > 0))
 }
 
 /// How many `event`s with `outcome` a user had since `since`, and the oldest of them.

@@ -50,6 +50,28 @@ impl<Q: Query> Query for Kept<Q> {
 
 impl<Q, Conn> RunQueryDsl<Conn> for Kept<Q> {}
 
+/// The one column a raw statement answers per row it wrote (`RETURNING 1 AS done`),
+/// so that Diesel loads it, and keeps it (see the module's note on `execute`).
+#[derive(diesel::QueryableByName)]
+pub(super) struct Done {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    done: i32,
+}
+
+impl<Q> Kept<Q> {
+    /// Runs a raw statement that answers `1 AS done` per row it wrote; how many.
+    pub(super) fn rows<'a, Conn>(self, conn: &mut Conn) -> QueryResult<usize>
+    where
+        Self: diesel::query_dsl::LoadQuery<'a, Conn, Done>,
+    {
+        Ok(self
+            .load::<Done>(conn)?
+            .iter()
+            .map(|d| d.done as usize)
+            .sum())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use diesel::connection::InstrumentationEvent;

@@ -53,17 +53,10 @@ pub fn lock_subject(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
         .get(..16)
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .ok_or_else(|| diesel::result::Error::QueryBuilderError("a subject key is hex".into()))?;
-    let lock = diesel::sql_query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+    let lock = diesel::sql_query("SELECT 1 AS done FROM pg_advisory_xact_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(bits.cast_signed());
-    kept(lock).load::<Locked>(c)?;
+    kept(lock).rows(c)?;
     Ok(())
-}
-
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    #[allow(dead_code)]
-    locked: i32,
 }
 
 /// Sends to the destination since `since`: how many, and the oldest of them.
@@ -87,12 +80,12 @@ pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<
         const SQL: &str = "WITH sent AS (INSERT INTO sends (id, destination_key, sent_at) \
             VALUES ($1, $2, $3)) \
             UPDATE send_limits SET last_sent_at = $3 WHERE destination_key = $2 \
-            RETURNING last_sent_at";
+            RETURNING 1 AS done";
         let record = diesel::sql_query(SQL)
             .bind::<diesel::sql_types::Text, _>(&id)
             .bind::<diesel::sql_types::Text, _>(key)
             .bind::<diesel::sql_types::BigInt, _>(now);
-        kept(record).load::<LastSent>(c)?;
+        kept(record).rows(c)?;
         return Ok(());
     }
     diesel::insert_into(sends::table)
@@ -107,13 +100,6 @@ pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<
         .returning(send_limits::last_sent_at);
     kept(last_sent).load::<i64>(conn)?;
     Ok(())
-}
-
-#[derive(QueryableByName)]
-struct LastSent {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    #[allow(dead_code)]
-    last_sent_at: i64,
 }
 
 /// Forgets at most `limit` sends older than `before` (housekeeping; they no longer
