@@ -101,6 +101,59 @@ pub fn spend_attempt(
     Ok(spent.optional()?.is_some())
 }
 
+/// Who may verify a challenge, as [`consume_right_code`] checks it: the subject, when
+/// given; one or two purposes; the device a challenge bound to one was issued for.
+pub struct Claimant<'a> {
+    pub subject: Option<&'a str>,
+    pub purposes: (&'a str, &'a str),
+    pub device_id: Option<&'a str>,
+}
+
+/// A right code's whole check in one statement: consumes the challenge (one attempt
+/// spent) when `code_hash` is the hash it stores and it is open, unexpired, has an
+/// attempt left and is the claimant's. Returns it as consumed; `None` when any
+/// condition fails, having changed nothing, so that the caller can find out which.
+/// The hash compared here is keyed: its bytes tell nothing without the key, so a
+/// comparison whose time depends on them gives nothing away.
+pub fn consume_right_code(
+    conn: &mut DbConnection,
+    id: &str,
+    code_hash: &[u8],
+    who: &Claimant<'_>,
+    now: i64,
+) -> QueryResult<Option<Challenge>> {
+    use diesel::IntoSql;
+    use diesel::sql_types::{Nullable, Text};
+    let target = challenges::table
+        .filter(challenges::id.eq(id))
+        .filter(challenges::code_hash.eq(code_hash))
+        .filter(challenges::consumed_at.is_null())
+        .filter(challenges::superseded_at.is_null())
+        .filter(challenges::expires_at.gt(now))
+        .filter(challenges::attempts.lt(challenges::max_attempts))
+        .filter(
+            (who.subject.into_sql::<Nullable<Text>>().is_null())
+                .or(challenges::subject.nullable().eq(who.subject)),
+        )
+        .filter(
+            challenges::purpose
+                .eq(who.purposes.0)
+                .or(challenges::purpose.eq(who.purposes.1)),
+        )
+        .filter(
+            challenges::device_id
+                .is_null()
+                .or(challenges::device_id.eq(who.device_id)),
+        );
+    let consume = diesel::update(target).set((
+        challenges::attempts.eq(challenges::attempts + 1),
+        challenges::consumed_at.eq(now),
+    ));
+    crate::per_backend!(conn, |c| kept(consume.returning(Challenge::as_returning()))
+        .get_result(c)
+        .optional())
+}
+
 /// Deletes at most `limit` challenges that expired before `before`.
 pub fn delete_expired_before(
     conn: &mut DbConnection,

@@ -113,6 +113,17 @@ mod tests {
                 }),
             ),
             (
+                "right code, in one statement",
+                Box::new(|c| {
+                    let who = challenges::Claimant {
+                        subject: Some("s"),
+                        purposes: ("login", "second_factor"),
+                        device_id: None,
+                    };
+                    challenges::consume_right_code(c, "x", &[1; 32], &who, 5).unwrap();
+                }),
+            ),
+            (
                 "wrong code",
                 Box::new(|c| {
                     challenges::spend_attempt(c, "x", false, 5).unwrap();

@@ -170,6 +170,38 @@ async fn device_and_transaction_must_match(b: Backend) {
     assert!(app.login_app(&braced, &code, "phone-A").await.json()["User"].is_object());
 }
 
+/// A code sent before the OTP key was replaced (the old key now among the previous
+/// ones) still works, once; a wrong one still counts against it.
+async fn a_code_sent_before_the_key_changed_still_works(b: Backend) {
+    let app = spawn(b).await;
+    let txn = app.vishnu_login_otp().await;
+    let code = app.code(&txn, "sms").await;
+    let mut settings = (*app.app.settings).clone();
+    settings.secrets.otp_key = Some("1e".repeat(32));
+    settings.secrets.previous_otp_keys = vec![TEST_KEY.into()];
+    let rotated = start_gateway(settings).await;
+    let url = format!("http://127.0.0.1:{}{ENDPOINT}", rotated.port);
+    let login = |code: String| {
+        let (client, url, txn) = (app.client.clone(), url.clone(), txn.clone());
+        async move {
+            let body = login_app_request(&txn, &code, "d");
+            let text = client.post(url).json(&body).send().await.unwrap().text();
+            serde_json::from_str::<Value>(&text.await.unwrap()).unwrap()
+        }
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(
+        login(wrong.into()).await["Errors"],
+        "Invalid OTP. 2 attempts are left."
+    );
+    assert!(login(code.clone()).await["User"].is_object());
+    assert_eq!(
+        login(code).await["Errors"],
+        "The OTP has already been used. Please generate a new OTP."
+    );
+    rotated.handle.stop(false).await;
+}
+
 both!(
     otp_login_answers_the_user_document_and_a_working_session,
     form_login,
@@ -178,6 +210,7 @@ both!(
     a_new_code_supersedes_the_old,
     expired_codes_fail,
     device_and_transaction_must_match,
+    a_code_sent_before_the_key_changed_still_works,
 );
 
 /// A TokenID stops working past its lifetime, and past its idle timeout.

@@ -29,6 +29,11 @@ pub fn verify_then<T>(
 ) -> Result<(Verified, T)> {
     write_transaction(conn, |conn| -> Result<Result<(Verified, T)>> {
         let now = now_ms();
+        // The right code, for an open challenge of the caller's, is one statement.
+        // Anything else changes nothing there and is told apart below.
+        if let Some(c) = consume_if_right(conn, keys, req, now)? {
+            return succeed(conn, &c, false, now, then).map(Ok);
+        }
         let Some(c) = challenges::find(conn, req.transaction_id.as_str())? else {
             let event = Event {
                 event: EVENT,
@@ -101,29 +106,63 @@ pub fn verify_then<T>(
                 },
             );
         }
-        let event = Event {
-            event: EVENT,
-            outcome: "ok",
-            user_id: c.user_id.map(UserId),
-            transaction_id: Some(&c.id),
-            destination_masked: Some(&c.destination_masked),
-            channel: None,
-            destination_keys: &[],
-        };
-        audit::record(conn, event, now)?;
-        let verified = Verified {
-            numeric_id: c.numeric_id,
-            destination_masked: c.destination_masked.clone(),
-            revalidated: revalidating,
-            transaction_id: ChallengeId::from_stored(c.id.clone()),
-            user_id: c.user_id.map(UserId),
-            subject: c.subject.clone(),
-            purpose: c.purpose.clone(),
-            org_id: c.org_id,
-        };
-        let extra = then(conn, &verified)?;
-        Ok(Ok((verified, extra)))
+        succeed(conn, &c, revalidating, now, then).map(Ok)
     })?
+}
+
+/// [`challenges::consume_right_code`] for the request: the code hashed under the
+/// current key (one stored under an earlier key is found by the slower path).
+fn consume_if_right(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    req: &VerifyRequest,
+    now: i64,
+) -> Result<Option<Challenge>> {
+    let purposes = match req.purposes {
+        [one] => (*one, *one),
+        [one, two] => (*one, *two),
+        _ => return Ok(None),
+    };
+    let id = req.transaction_id.as_str();
+    let who = challenges::Claimant {
+        subject: req.subject.as_deref(),
+        purposes,
+        device_id: req.device_id.as_deref().map(str::trim),
+    };
+    let hash = keys.code_hash(id, req.code.trim());
+    Ok(challenges::consume_right_code(conn, id, &hash, &who, now)?)
+}
+
+/// The right code was spent: audit it, then `then` in the same transaction.
+fn succeed<T>(
+    conn: &mut DbConnection,
+    c: &Challenge,
+    revalidating: bool,
+    now: i64,
+    then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
+) -> Result<(Verified, T)> {
+    let event = Event {
+        event: EVENT,
+        outcome: "ok",
+        user_id: c.user_id.map(UserId),
+        transaction_id: Some(&c.id),
+        destination_masked: Some(&c.destination_masked),
+        channel: None,
+        destination_keys: &[],
+    };
+    audit::record(conn, event, now)?;
+    let verified = Verified {
+        numeric_id: c.numeric_id,
+        destination_masked: c.destination_masked.clone(),
+        revalidated: revalidating,
+        transaction_id: ChallengeId::from_stored(c.id.clone()),
+        user_id: c.user_id.map(UserId),
+        subject: c.subject.clone(),
+        purpose: c.purpose.clone(),
+        org_id: c.org_id,
+    };
+    let extra = then(conn, &verified)?;
+    Ok((verified, extra))
 }
 
 /// Why a challenge no longer accepts codes, if it does not.
