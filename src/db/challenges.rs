@@ -25,7 +25,9 @@ pub struct Challenge {
     pub max_attempts: i64,
     pub consumed_at: Option<i64>,
     pub superseded_at: Option<i64>,
-    /// The short numeric Id TwoFactor callers see.
+    /// The short numeric Id TwoFactor callers see. Written by [`insert`], which on
+    /// PostgreSQL draws it from the sequence in the same statement.
+    #[diesel(skip_insertion)]
     pub numeric_id: Option<i64>,
     /// Handed back by a TwoFactor validation that asks for one.
     pub change_request_id: Option<String>,
@@ -39,10 +41,25 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Challenge>>
         .optional()
 }
 
-pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<usize> {
-    diesel::insert_into(challenges::table)
-        .values(c)
-        .execute(conn)
+/// Inserts `c` with a new numeric Id, and returns the Id: on PostgreSQL the
+/// sequence's next value, drawn by the INSERT itself; on SQLite the largest plus one,
+/// safe under the write lock every issue holds. `c.numeric_id` is not read.
+pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<i64> {
+    if let DbConnection::Pg(pg) = conn {
+        return diesel::insert_into(challenges::table)
+            .values((
+                c,
+                challenges::numeric_id.eq(nextval("challenge_numeric_id").nullable()),
+            ))
+            .returning(challenges::numeric_id)
+            .get_result::<Option<i64>>(pg)
+            .map(Option::unwrap_or_default);
+    }
+    let id = next_numeric_id(conn)?;
+    crate::per_backend!(conn, |lite| diesel::insert_into(challenges::table)
+        .values((c, challenges::numeric_id.eq(id)))
+        .execute(lite))?;
+    Ok(id)
 }
 
 /// Closes the open challenge of a subject and purpose, if any: its code stops working,
@@ -179,9 +196,8 @@ diesel::define_sql_function! {
     fn nextval(sequence: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
 }
 
-/// The next numeric Id: a sequence on PostgreSQL (no hot row to wait on); on SQLite,
-/// the largest plus one, safe under the write lock every issue holds. Both are
-/// statements Diesel keeps prepared.
+/// A numeric Id no challenge has: the sequence's next value on PostgreSQL; on SQLite,
+/// the largest plus one, safe under the write lock every issue holds.
 pub fn next_numeric_id(conn: &mut DbConnection) -> QueryResult<i64> {
     match conn {
         DbConnection::Pg(c) => diesel::select(nextval("challenge_numeric_id")).get_result(c),

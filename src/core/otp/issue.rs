@@ -153,12 +153,15 @@ fn store_challenge(
         max_attempts: req.policy.max_attempts,
         consumed_at: None,
         superseded_at: None,
-        numeric_id: Some(challenges::next_numeric_id(conn)?),
+        numeric_id: None,
         change_request_id: None,
         id,
     };
-    challenges::insert(conn, &challenge)?;
-    Ok(challenge)
+    let numeric_id = challenges::insert(conn, &challenge)?;
+    Ok(Challenge {
+        numeric_id: Some(numeric_id),
+        ..challenge
+    })
 }
 
 /// The stored form of the code: its keyed hash; for a decoy, random bytes of the same

@@ -246,8 +246,26 @@ async fn validation_edges(b: Backend) {
     );
 }
 
+/// Each code gets a numeric Id of its own, larger than the one before.
+async fn each_code_has_a_larger_id(b: Backend) {
+    let app = spawn(b).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let v = app
+            .tf(
+                "CreateTwoFactorSmsOtp",
+                create(&format!("90532000003{n}"), 0),
+            )
+            .await
+            .json();
+        ids.push(v["Id"].as_i64().unwrap_or_else(|| panic!("{v}")));
+    }
+    assert!(ids[0] > 0 && ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}
+
 both!(
     create_and_validate_in_json,
     by_reference_id,
-    validation_edges
+    validation_edges,
+    each_code_has_a_larger_id
 );

@@ -337,6 +337,15 @@ fn write(conn: &mut DbConnection, block: Block, counts: &mut Counts) -> QueryRes
             sends: s,
             sessions: se,
         }) => {
+            // The numeric Id is not part of a challenge's own insert (see
+            // `db::challenges::insert`): the prefill gives its own.
+            let ch: Vec<_> = ch
+                .into_iter()
+                .map(|c| {
+                    let numeric_id = challenges::numeric_id.eq(c.numeric_id);
+                    (c, numeric_id)
+                })
+                .collect();
             add("challenges", bulk!(conn, challenges::table, ch, 18));
             add("outbox", bulk!(conn, outbox::table, messages, 16));
             add("audit_events", bulk!(conn, audit_events::table, events, 9));
