@@ -44,16 +44,7 @@ pub fn verify_then<T>(
             return Ok(Err(Error::UnknownTransaction));
         };
         let fail = |conn: &mut DbConnection, e: Error| -> Result<Result<(Verified, T)>> {
-            let event = Event {
-                event: EVENT,
-                outcome: e.kind(),
-                user_id: c.user_id.map(UserId),
-                transaction_id: Some(&c.id),
-                destination_masked: Some(&c.destination_masked),
-                channel: None,
-                destination_keys: &[],
-            };
-            audit::record(conn, event, now)?;
+            audit::record(conn, found_event(&c, e.kind()), now)?;
             Ok(Err(e))
         };
         if req.subject.as_deref().is_some_and(|s| s != c.subject)
@@ -141,16 +132,7 @@ fn succeed<T>(
     now: i64,
     then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
 ) -> Result<(Verified, T)> {
-    let event = Event {
-        event: EVENT,
-        outcome: "ok",
-        user_id: c.user_id.map(UserId),
-        transaction_id: Some(&c.id),
-        destination_masked: Some(&c.destination_masked),
-        channel: None,
-        destination_keys: &[],
-    };
-    audit::record(conn, event, now)?;
+    audit::record(conn, found_event(c, "ok"), now)?;
     let verified = Verified {
         numeric_id: c.numeric_id,
         destination_masked: c.destination_masked.clone(),
@@ -163,6 +145,19 @@ fn succeed<T>(
     };
     let extra = then(conn, &verified)?;
     Ok((verified, extra))
+}
+
+/// The audit event of a verify that found its challenge.
+fn found_event<'a>(c: &'a Challenge, outcome: &'a str) -> Event<'a> {
+    Event {
+        event: EVENT,
+        outcome,
+        user_id: c.user_id.map(UserId),
+        transaction_id: Some(&c.id),
+        destination_masked: Some(&c.destination_masked),
+        channel: None,
+        destination_keys: &[],
+    }
 }
 
 /// Why a challenge no longer accepts codes, if it does not.
