@@ -51,9 +51,8 @@ pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<i64> {
                 c,
                 challenges::numeric_id.eq(nextval("challenge_numeric_id").nullable()),
             ))
-            .returning(challenges::numeric_id)
-            .get_result::<Option<i64>>(pg)
-            .map(Option::unwrap_or_default);
+            .returning(challenges::numeric_id.assume_not_null())
+            .get_result::<i64>(pg);
     }
     let id = next_numeric_id(conn)?;
     crate::per_backend!(conn, |lite| diesel::insert_into(challenges::table)
