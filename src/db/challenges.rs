@@ -55,9 +55,9 @@ pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<i64> {
             .get_result::<i64>(pg);
     }
     let id = next_numeric_id(conn)?;
-    crate::per_backend!(conn, |lite| diesel::insert_into(challenges::table)
+    diesel::insert_into(challenges::table)
         .values((c, challenges::numeric_id.eq(id)))
-        .execute(lite))?;
+        .execute(conn)?;
     Ok(id)
 }
 
