@@ -17,6 +17,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,15 @@ pub struct Writer {
 /// How often the checkpoint thread copies the write-ahead log into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
+/// Pages in the write-ahead log (about 8 MiB) past which the writer finishes the
+/// checkpoint itself between two batches, so that the log starts again from its
+/// beginning.
+const RESTART_AFTER_PAGES: i64 = 2048;
+
+/// The size SQLite cuts the write-ahead log file back to when it starts again from its
+/// beginning, should a burst have made it longer.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 impl Writer {
     /// Starts the writer thread with a connection of its own from `manager`, and the
     /// thread that checkpoints the write-ahead log beside it.
@@ -61,12 +71,14 @@ impl Writer {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (stop, stopped) = mpsc::channel::<()>();
         let checkpoints = manager.clone();
+        let long_log = Arc::new(AtomicBool::new(false));
+        let asks = long_log.clone();
         std::thread::Builder::new()
             .name("otpgate-ckpt".into())
-            .spawn(move || checkpoint_loop(checkpoints, stopped))?;
+            .spawn(move || checkpoint_loop(checkpoints, stopped, &asks))?;
         std::thread::Builder::new()
             .name("otpgate-writer".into())
-            .spawn(move || write_loop(manager, queue))?;
+            .spawn(move || write_loop(manager, queue, &long_log))?;
         Ok(Writer { jobs, _stop: stop })
     }
 
@@ -139,21 +151,59 @@ fn contained<T>(
     }
 }
 
+/// What `PRAGMA wal_checkpoint` answers.
+#[derive(diesel::QueryableByName)]
+struct Checkpointed {
+    /// Pages in the write-ahead log.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
+}
+
+/// A passive checkpoint on `conn`: copies every page of the write-ahead log that no
+/// reader still needs into the database, without waiting for readers or the writer.
+/// Answers how many pages the log holds.
+fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<i64> {
+    let done: Checkpointed = crate::per_backend!(conn, |c| {
+        diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)"), c)
+    })?;
+    Ok(done.log)
+}
+
 /// Copies committed pages from the write-ahead log into the database, every
 /// [`CHECKPOINT_EVERY`], on a connection of its own. SQLite would otherwise do it
 /// inside a commit once the log holds 1,000 pages, on the writer's one thread, which
 /// every request waits for; here the copying runs beside the writer (a passive
-/// checkpoint never blocks it), and the log restarts from its beginning once copied.
-fn checkpoint_loop(manager: ConnectionManager, stopped: mpsc::Receiver<()>) {
+/// checkpoint never blocks it).
+///
+/// The log starts again from its beginning only when a write transaction begins with
+/// every page of it copied. While the writer is never idle, that never happens on its
+/// own: the writer commits more pages while a checkpoint copies, and the log grew by
+/// the whole of what was written (a gigabyte in twenty seconds of the bench), each new
+/// page costing the file system a block. So once the log holds
+/// [`RESTART_AFTER_PAGES`], this thread asks the writer to copy the few pages written
+/// since (see [`write_loop`]).
+fn checkpoint_loop(manager: ConnectionManager, stopped: mpsc::Receiver<()>, long_log: &AtomicBool) {
     let mut conn: Option<DbConnection> = None;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
         if conn.is_none() {
             conn = manager.establish().ok();
         }
         let Some(c) = conn.as_mut() else { continue };
-        if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!(error = %e, "a checkpoint of the SQLite write-ahead log failed");
-            conn = None;
+        match checkpoint(c) {
+            // Copied again at once: what was committed during the first copy, so that
+            // what the writer copies is a batch or two.
+            Ok(pages) if pages >= RESTART_AFTER_PAGES => match checkpoint(c) {
+                Ok(_) => long_log.store(true, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a checkpoint of the SQLite write-ahead log failed");
+                    conn = None;
+                }
+            },
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "a checkpoint of the SQLite write-ahead log failed");
+                conn = None;
+            }
         }
     }
 }
@@ -161,12 +211,19 @@ fn checkpoint_loop(manager: ConnectionManager, stopped: mpsc::Receiver<()>) {
 /// The writer's own connection: SQLite checkpoints on the checkpoint thread, not here.
 fn open_writer(manager: &ConnectionManager) -> std::result::Result<DbConnection, String> {
     let mut c = manager.establish().map_err(|e| e.to_string())?;
-    c.batch_execute("PRAGMA wal_autocheckpoint = 0")
-        .map_err(|e| e.to_string())?;
+    c.batch_execute(&format!(
+        "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))
+    .map_err(|e| e.to_string())?;
     Ok(c)
 }
 
-fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>) {
+/// Runs the batches. When the checkpoint thread found the write-ahead log long, the
+/// writer, between two batches, copies what was committed since that checkpoint (a
+/// passive checkpoint: a reader still reading older pages only leaves them for the
+/// next time). The next batch then begins with the whole log copied, and SQLite
+/// writes it from the log's beginning again, over pages the file already has.
+fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>, long_log: &AtomicBool) {
     let mut conn: Option<DbConnection> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(MOST_PER_BATCH);
     while let Ok(first) = queue.recv() {
@@ -189,6 +246,11 @@ fn write_loop(manager: ConnectionManager, queue: mpsc::Receiver<Job>) {
                 }
             },
         };
+        if long_log.swap(false, Ordering::Relaxed)
+            && let Err(e) = checkpoint(c)
+        {
+            tracing::warn!(error = %e, "a checkpoint of the SQLite write-ahead log failed");
+        }
         if !run_batch(c, &mut batch) {
             // Closed and opened again on the next batch: whatever state it was left
             // in is gone with it.
@@ -275,6 +337,7 @@ mod tests {
 
     use super::super::schema::login_failures;
     use super::super::{Db, login_failures as failures, write_transaction};
+    use super::WAL_SIZE_LIMIT;
     use crate::error::Error;
 
     /// Many pieces at once, so that they share batches. A piece keeps what it wrote
@@ -345,5 +408,69 @@ mod tests {
         assert_eq!(stored, expected);
         // The writer goes on after the panics.
         assert_eq!(db.run(|_| Ok(7)).await.unwrap(), 7);
+    }
+
+    /// Writes that never let the writer rest (160 megabytes of pages, from eight tasks
+    /// at once) leave a write-ahead log no longer than [`WAL_SIZE_LIMIT`] (64 MiB), not
+    /// one of everything written since the gateway started, and every row written is
+    /// there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_write_ahead_log_starts_again_under_continuous_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let db = Db::open(path.to_str().unwrap(), 1).unwrap();
+        db.run(|c| {
+            Ok(crate::per_backend!(c, |c| diesel::sql_query(
+                "CREATE TABLE filler (b BLOB NOT NULL)"
+            )
+            .execute(c))?)
+        })
+        .await
+        .unwrap();
+        const TASKS: usize = 8;
+        const JOBS: usize = 320;
+        const ROWS: usize = 16;
+        let mut tasks = Vec::new();
+        for _ in 0..TASKS {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..JOBS {
+                    db.run(|c| {
+                        Ok(crate::per_backend!(c, |c| diesel::sql_query(format!(
+                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                             WHERE i < {ROWS}) INSERT INTO filler SELECT randomblob(4000) FROM n"
+                        ))
+                        .execute(c))?)
+                    })
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("w.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal <= WAL_SIZE_LIMIT as u64,
+            "the write-ahead log holds {wal} bytes after 160 MB were written"
+        );
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows = db
+            .run(|c| {
+                Ok(crate::per_backend!(c, |c| diesel::sql_query(
+                    "SELECT count(*) AS n FROM filler"
+                )
+                .get_result::<Count>(c))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.n, (TASKS * JOBS * ROWS) as i64);
     }
 }
