@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::native::Native;
 use super::schema::{api_keys, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -33,20 +34,20 @@ pub struct NewApiKey<'a> {
 pub fn insert(conn: &mut DbConnection, key: &NewApiKey<'_>) -> QueryResult<i64> {
     diesel::insert_into(api_keys::table)
         .values(key)
-        .execute(conn)?;
+        .exec(conn)?;
     api_keys::table
         .filter(api_keys::key_hash.eq(key.key_hash))
         .select(api_keys::id)
-        .get_result(conn)
+        .one(conn)
 }
 
 /// The key with this hash, if any: one indexed look-up.
 pub fn find_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Option<ApiKey>> {
-    api_keys::table
+    crate::per_backend!(conn, |c| api_keys::table
         .filter(api_keys::key_hash.eq(key_hash))
         .select(ApiKey::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 /// Records a use at `now`, unless one was recorded within the last `every_ms`: one
@@ -60,7 +61,7 @@ pub fn touch(conn: &mut DbConnection, id: i64, now: i64, every_ms: i64) -> Query
         ),
     )
     .set(api_keys::last_used_at.eq(now))
-    .execute(conn)?;
+    .exec(conn)?;
     Ok(n > 0)
 }
 
@@ -72,27 +73,30 @@ pub fn revoke(conn: &mut DbConnection, id: i64, now: i64) -> QueryResult<bool> {
             .filter(api_keys::revoked_at.is_null()),
     )
     .set(api_keys::revoked_at.eq(now))
-    .execute(conn)?;
+    .exec(conn)?;
     Ok(n > 0)
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<ApiKey>> {
-    api_keys::table
+    crate::per_backend!(conn, |c| api_keys::table
         .find(id)
         .select(ApiKey::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 /// Every key (of one user, when given) with its user's login name, oldest first.
 pub fn list(conn: &mut DbConnection, user_id: Option<i64>) -> QueryResult<Vec<(ApiKey, String)>> {
-    let mut q = api_keys::table
+    use diesel::IntoSql;
+    use diesel::sql_types::{BigInt, Nullable};
+    let of_user = user_id
+        .into_sql::<Nullable<BigInt>>()
+        .is_null()
+        .or(api_keys::user_id.nullable().eq(user_id));
+    crate::per_backend!(conn, |c| api_keys::table
         .inner_join(users::table)
+        .filter(of_user)
         .select((ApiKey::as_select(), users::login_name))
         .order(api_keys::id)
-        .into_boxed();
-    if let Some(id) = user_id {
-        q = q.filter(api_keys::user_id.eq(id));
-    }
-    q.load(conn)
+        .load(c))
 }

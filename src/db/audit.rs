@@ -11,6 +11,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::Sqlite;
 
 use super::DbConnection;
+use super::native::Native;
 use super::schema::{audit_destinations, audit_events};
 
 /// One audited outcome. Never holds a code or a full destination.
@@ -43,7 +44,7 @@ pub fn insert(
     }
     let n = diesel::insert_into(audit_events::table)
         .values(e)
-        .execute(conn)?;
+        .exec(conn)?;
     // One row at a time: batch inserts are not written the same way on both backends.
     for key in destination_keys {
         diesel::insert_into(audit_destinations::table)
@@ -53,7 +54,7 @@ pub fn insert(
                 audit_destinations::event_id.eq(&e.id),
                 audit_destinations::transaction_id.eq(&e.transaction_id),
             ))
-            .execute(conn)?;
+            .exec(conn)?;
     }
     Ok(n)
 }
@@ -106,7 +107,7 @@ pub fn count_since(
             diesel::dsl::count_star(),
             diesel::dsl::min(audit_events::at),
         ))
-        .get_result(conn)
+        .one(conn)
 }
 
 /// What `otpgate audit` asks for. Every filter is optional; those given must all hold.
@@ -352,7 +353,7 @@ pub fn lockouts_since(
         .filter(audit_events::outcome.eq("login_locked"))
         .filter(audit_events::at.gt(since))
         .count()
-        .get_result(conn)?;
+        .one(conn)?;
     let failing: Vec<(Option<i64>, i64)> = audit_events::table
         .filter(audit_events::event.eq(EVENT))
         .filter(audit_events::outcome.eq("invalid_credentials"))
@@ -360,7 +361,7 @@ pub fn lockouts_since(
         .filter(audit_events::user_id.is_not_null())
         .group_by(audit_events::user_id)
         .select((audit_events::user_id, diesel::dsl::count_star()))
-        .load(conn)?;
+        .all(conn)?;
     let users = failing
         .into_iter()
         .filter(|(_, n)| *n >= max_failures)

@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::native::Native;
 use super::schema::capillary_brands;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
@@ -72,35 +73,35 @@ impl Brand {
 }
 
 pub fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Brand>> {
-    capillary_brands::table
+    crate::per_backend!(conn, |c| capillary_brands::table
         .find(key(name))
         .select(Brand::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Brand>> {
-    capillary_brands::table
+    crate::per_backend!(conn, |c| capillary_brands::table
         .order(capillary_brands::brand_key)
         .select(Brand::as_select())
-        .load(conn)
+        .load(c))
 }
 
 pub fn insert(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
     diesel::insert_into(capillary_brands::table)
         .values(b)
-        .execute(conn)
+        .exec(conn)
 }
 
 pub fn update(conn: &mut DbConnection, b: &Brand) -> QueryResult<usize> {
     diesel::update(capillary_brands::table.find(&b.brand_key))
         .set(b)
-        .execute(conn)
+        .exec(conn)
 }
 
 /// The longest otpTimeOut of any brand, in minutes (None when no brand has one).
 pub fn longest_otp_timeout_minutes(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
     capillary_brands::table
         .select(diesel::dsl::max(capillary_brands::otp_timeout_minutes))
-        .get_result(conn)
+        .one(conn)
 }

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::kept::kept;
+use super::native::Native;
 use super::schema::capillary_sessions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -28,15 +29,15 @@ pub struct CapSession {
 pub fn insert(conn: &mut DbConnection, s: &CapSession) -> QueryResult<usize> {
     diesel::insert_into(capillary_sessions::table)
         .values(s)
-        .execute(conn)
+        .exec(conn)
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CapSession>> {
-    capillary_sessions::table
+    crate::per_backend!(conn, |c| capillary_sessions::table
         .find(id)
         .select(CapSession::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 /// Closes an open session; false when it was no longer open (validated meanwhile).
@@ -47,10 +48,7 @@ pub fn mark_validated(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
     let validate = diesel::update(open)
         .set(capillary_sessions::validated_at.eq(now))
         .returning(capillary_sessions::id);
-    Ok(kept(validate)
-        .get_result::<String>(conn)
-        .optional()?
-        .is_some())
+    Ok(kept(validate).one::<String>(conn).optional()?.is_some())
 }
 
 /// Ends a session now (it then reads as expired): the client must start again with
@@ -62,7 +60,7 @@ pub fn end(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<usize> {
             .filter(capillary_sessions::expires_at.gt(now)),
     )
     .set(capillary_sessions::expires_at.eq(now))
-    .execute(conn)
+    .exec(conn)
 }
 
 /// Deletes at most `limit` expired sessions.

@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::kept::kept;
+use super::native::Native;
 use super::schema::challenges;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -34,11 +35,11 @@ pub struct Challenge {
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Challenge>> {
-    challenges::table
+    crate::per_backend!(conn, |c| challenges::table
         .find(id)
         .select(Challenge::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 /// Inserts `c` with a new numeric Id, and returns the Id: on PostgreSQL the
@@ -57,7 +58,7 @@ pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<i64> {
     let id = next_numeric_id(conn)?;
     diesel::insert_into(challenges::table)
         .values((c, challenges::numeric_id.eq(id)))
-        .execute(conn)?;
+        .exec(conn)?;
     Ok(id)
 }
 
@@ -80,7 +81,7 @@ pub fn supersede_open(
         .set(challenges::superseded_at.eq(now))
         .returning(challenges::id),
     )
-    .load(conn)?;
+    .all(conn)?;
     if open.is_empty() {
         return Ok(0);
     }
@@ -109,10 +110,10 @@ pub fn spend_attempt(
             challenges::attempts.eq(challenges::attempts + 1),
             challenges::consumed_at.eq(now),
         ));
-        kept(spend.returning(challenges::id)).get_result::<String>(conn)
+        kept(spend.returning(challenges::id)).one::<String>(conn)
     } else {
         let spend = diesel::update(target).set(challenges::attempts.eq(challenges::attempts + 1));
-        kept(spend.returning(challenges::id)).get_result::<String>(conn)
+        kept(spend.returning(challenges::id)).one::<String>(conn)
     };
     Ok(spent.optional()?.is_some())
 }
@@ -183,11 +184,11 @@ pub fn find_by_numeric_id(
     conn: &mut DbConnection,
     numeric_id: i64,
 ) -> QueryResult<Option<Challenge>> {
-    challenges::table
+    crate::per_backend!(conn, |c| challenges::table
         .filter(challenges::numeric_id.eq(numeric_id))
         .select(Challenge::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 diesel::define_sql_function! {
@@ -220,7 +221,7 @@ pub fn spend_revalidation_attempt(
         .filter(challenges::expires_at.gt(now))
         .filter(challenges::attempts.lt(challenges::max_attempts));
     let spend = diesel::update(target).set(challenges::attempts.eq(challenges::attempts + 1));
-    let spent = kept(spend.returning(challenges::id)).get_result::<String>(conn);
+    let spent = kept(spend.returning(challenges::id)).one::<String>(conn);
     Ok(spent.optional()?.is_some())
 }
 
@@ -233,11 +234,11 @@ pub fn change_request_id(conn: &mut DbConnection, id: &str, proposed: &str) -> Q
             .filter(challenges::change_request_id.is_null()),
     )
     .set(challenges::change_request_id.eq(proposed))
-    .execute(conn)?;
+    .exec(conn)?;
     challenges::table
         .find(id)
         .select(challenges::change_request_id)
-        .get_result::<Option<String>>(conn)
+        .one::<Option<String>>(conn)
         .map(|c| c.unwrap_or_else(|| proposed.to_string()))
 }
 
@@ -248,7 +249,7 @@ pub fn latest_for_subject(
     subject: &str,
     purpose: &str,
 ) -> QueryResult<Option<Challenge>> {
-    challenges::table
+    crate::per_backend!(conn, |c| challenges::table
         .filter(challenges::subject.eq(subject))
         .filter(challenges::purpose.eq(purpose))
         .order((
@@ -256,6 +257,6 @@ pub fn latest_for_subject(
             challenges::superseded_at.is_null().desc(),
         ))
         .select(Challenge::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::kept::kept;
+use super::native::Native;
 use super::schema::{send_limits, sends};
 
 /// Makes sure the row of `key` (a destination's) exists and locks it until the
@@ -69,7 +70,7 @@ pub fn sends_since(
         .filter(sends::destination_key.eq(key))
         .filter(sends::sent_at.gt(since))
         .select((diesel::dsl::count_star(), diesel::dsl::min(sends::sent_at)))
-        .get_result(conn)?;
+        .one(conn)?;
     Ok(rows)
 }
 
@@ -94,11 +95,11 @@ pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<
             sends::destination_key.eq(key),
             sends::sent_at.eq(now),
         ))
-        .execute(conn)?;
+        .exec(conn)?;
     let last_sent = diesel::update(send_limits::table.find(key))
         .set(send_limits::last_sent_at.eq(now))
         .returning(send_limits::last_sent_at);
-    kept(last_sent).load::<i64>(conn)?;
+    kept(last_sent).all::<i64>(conn)?;
     Ok(())
 }
 

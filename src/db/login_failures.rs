@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::native::Native;
 use super::schema::login_failures;
 
 /// The failures under `key` since `since`: how many, the oldest and the latest.
@@ -19,7 +20,7 @@ pub fn since(
             diesel::dsl::min(login_failures::at),
             diesel::dsl::max(login_failures::at),
         ))
-        .get_result(conn)
+        .one(conn)
 }
 
 pub fn record(conn: &mut DbConnection, keys: &[&str], now: i64) -> QueryResult<()> {
@@ -28,14 +29,14 @@ pub fn record(conn: &mut DbConnection, keys: &[&str], now: i64) -> QueryResult<(
     for k in keys {
         diesel::insert_into(login_failures::table)
             .values((login_failures::key.eq(*k), login_failures::at.eq(now)))
-            .execute(conn)?;
+            .exec(conn)?;
     }
     Ok(())
 }
 
 /// Forgets the failures under `key` (a good password from that client).
 pub fn clear(conn: &mut DbConnection, key: &str) -> QueryResult<usize> {
-    diesel::delete(login_failures::table.filter(login_failures::key.eq(key))).execute(conn)
+    diesel::delete(login_failures::table.filter(login_failures::key.eq(key))).exec(conn)
 }
 
 /// Forgets failures older than `before` (housekeeping; they count nowhere).

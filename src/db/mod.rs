@@ -16,6 +16,7 @@ pub mod challenges;
 mod kept;
 pub mod limits;
 pub mod login_failures;
+mod native;
 pub mod outbox;
 pub mod provider_status;
 pub mod schema;

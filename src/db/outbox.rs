@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::DbConnection;
 use super::kept::kept;
+use super::native::Native;
 use super::schema::outbox;
 
 pub const QUEUED: &str = "queued";
@@ -75,7 +76,7 @@ impl OutboxRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<usize> {
-    diesel::insert_into(outbox::table).values(row).execute(conn)
+    diesel::insert_into(outbox::table).values(row).exec(conn)
 }
 
 /// A due message this claimer may now send, with what its code says about it.
@@ -212,7 +213,7 @@ pub fn claim_due(
                             outbox::last_error.eq(why),
                             outbox::updated_at.eq(now),
                         ))
-                        .execute(conn)?;
+                        .exec(conn)?;
                     taken.failed += 1;
                 }
             }
@@ -257,7 +258,7 @@ pub fn mark_sent(
         outbox::provider_ref.eq(provider_ref),
         outbox::updated_at.eq(now),
     ));
-    Ok(kept(sent.returning(outbox::id)).load::<String>(conn)?.len())
+    Ok(kept(sent.returning(outbox::id)).all::<String>(conn)?.len())
 }
 
 /// Records a failed attempt: queued again at `retry_at`, or failed for good when
@@ -284,7 +285,7 @@ pub fn mark_attempt_failed(
                 outbox::last_error.eq(error),
                 outbox::updated_at.eq(now),
             ));
-            kept(again.returning(outbox::id)).get_result::<String>(conn)
+            kept(again.returning(outbox::id)).one::<String>(conn)
         }
         None => {
             let failed = diesel::update(target).set((
@@ -294,7 +295,7 @@ pub fn mark_attempt_failed(
                 outbox::last_error.eq(error),
                 outbox::updated_at.eq(now),
             ));
-            kept(failed.returning(outbox::id)).get_result::<String>(conn)
+            kept(failed.returning(outbox::id)).one::<String>(conn)
         }
     };
     Ok(recorded.optional()?.is_some())
@@ -329,7 +330,7 @@ pub fn cancel_queued(
         outbox::last_error.eq(why),
         outbox::updated_at.eq(now),
     ))
-    .execute(conn)
+    .exec(conn)
 }
 
 /// Drops the sealed texts of failed messages whose code no longer works (expired,
@@ -352,7 +353,7 @@ pub fn drop_dead_payloads(conn: &mut DbConnection, now: i64) -> QueryResult<usiz
             ),
     )
     .set(outbox::payload.eq(None::<Vec<u8>>))
-    .execute(conn)
+    .exec(conn)
 }
 
 /// A message as `otpgate outbox list` and waiting callers see it: everything but the
@@ -375,10 +376,10 @@ pub struct Listing {
 }
 
 pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Listing>> {
-    outbox::table
+    crate::per_backend!(conn, |c| outbox::table
         .filter(outbox::id.eq_any(ids))
         .select(Listing::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// Newest first: with `state`, the messages in that state; without, those still
@@ -389,20 +390,22 @@ pub fn list(
     recent_since: i64,
     limit: i64,
 ) -> QueryResult<Vec<Listing>> {
-    let mut q = outbox::table
-        .select(Listing::as_select())
-        .order((outbox::created_at.desc(), outbox::id))
-        .limit(limit)
-        .into_boxed();
-    q = match state {
-        Some(s) => q.filter(outbox::state.eq(s.to_string())),
-        None => q.filter(
-            outbox::state
-                .eq_any([QUEUED, SENDING, FAILED])
-                .or(outbox::updated_at.ge(recent_since)),
-        ),
-    };
-    q.load(conn)
+    crate::per_backend!(conn, |c| {
+        let q = outbox::table
+            .select(Listing::as_select())
+            .order((outbox::created_at.desc(), outbox::id))
+            .limit(limit)
+            .into_boxed();
+        let q = match state {
+            Some(s) => q.filter(outbox::state.eq(s.to_string())),
+            None => q.filter(
+                outbox::state
+                    .eq_any([QUEUED, SENDING, FAILED])
+                    .or(outbox::updated_at.ge(recent_since)),
+            ),
+        };
+        q.load(c)
+    })
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -427,7 +430,7 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
                 outbox::challenge_id,
                 outbox::payload.is_not_null(),
             ))
-            .get_result(conn)
+            .one(conn)
             .optional()?;
         let Some((state, challenge, has_text)) = row else {
             return Ok(Requeue::NotFound);
@@ -443,7 +446,7 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
                     .filter(challenges::consumed_at.is_null())
                     .filter(challenges::superseded_at.is_null())
                     .count()
-                    .get_result::<i64>(conn)?
+                    .one::<i64>(conn)?
                     > 0
             }
             None => false,
@@ -460,7 +463,7 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
                 outbox::claimed_by.eq(None::<String>),
                 outbox::updated_at.eq(now),
             ))
-            .execute(conn)?;
+            .exec(conn)?;
         Ok(Requeue::Requeued)
     })
 }
@@ -474,11 +477,11 @@ pub fn of_challenges(
     if challenge_ids.is_empty() {
         return Ok(Vec::new());
     }
-    outbox::table
+    crate::per_backend!(conn, |c| outbox::table
         .filter(outbox::challenge_id.eq_any(challenge_ids))
         .order(outbox::created_at)
         .select(Listing::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// How many messages are in each state.
@@ -486,7 +489,7 @@ pub fn count_by_state(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>
     outbox::table
         .group_by(outbox::state)
         .select((outbox::state, diesel::dsl::count_star()))
-        .load(conn)
+        .all(conn)
 }
 
 /// When the oldest message still queued was written, if any is.
@@ -494,7 +497,7 @@ pub fn oldest_queued(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
     outbox::table
         .filter(outbox::state.eq_any([QUEUED, SENDING]))
         .select(diesel::dsl::min(outbox::created_at))
-        .get_result(conn)
+        .one(conn)
 }
 
 /// Messages per state, and the creation time of the oldest one not yet sent.

@@ -59,8 +59,8 @@ pub fn record(conn: &mut DbConnection, s: &ProviderStatus) -> QueryResult<()> {
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<ProviderStatus>> {
-    provider_status::table
+    crate::per_backend!(conn, |c| provider_status::table
         .order(provider_status::provider)
         .select(ProviderStatus::as_select())
-        .load(conn)
+        .load(c))
 }

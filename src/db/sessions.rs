@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::kept::kept;
+use super::native::Native;
 use super::schema::sessions;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -19,7 +20,7 @@ pub struct Session {
 }
 
 pub fn insert(conn: &mut DbConnection, s: &Session) -> QueryResult<usize> {
-    diesel::insert_into(sessions::table).values(s).execute(conn)
+    diesel::insert_into(sessions::table).values(s).exec(conn)
 }
 
 /// The user of a live session, touching it so the idle timeout starts again. One
@@ -32,7 +33,7 @@ pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult
     let touch = diesel::update(live)
         .set(sessions::last_seen_at.eq(now))
         .returning(sessions::user_id);
-    kept(touch).get_result(conn).optional()
+    kept(touch).one(conn).optional()
 }
 
 /// Deletes at most `limit` sessions past their end, then at most `limit` idle for

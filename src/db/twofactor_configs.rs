@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::native::Native;
 use super::schema::twofactor_configs;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -60,27 +61,27 @@ impl TwoFactorConfig {
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<TwoFactorConfig>> {
-    twofactor_configs::table
+    crate::per_backend!(conn, |c| twofactor_configs::table
         .find(id)
         .select(TwoFactorConfig::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<TwoFactorConfig>> {
-    twofactor_configs::table
+    crate::per_backend!(conn, |c| twofactor_configs::table
         .order(twofactor_configs::id)
         .select(TwoFactorConfig::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// Adds a configuration, or replaces the one with its id.
 pub fn upsert(conn: &mut DbConnection, c: &TwoFactorConfig) -> QueryResult<()> {
     super::write_transaction(conn, |conn| {
-        diesel::delete(twofactor_configs::table.find(c.id)).execute(conn)?;
+        diesel::delete(twofactor_configs::table.find(c.id)).exec(conn)?;
         diesel::insert_into(twofactor_configs::table)
             .values(c)
-            .execute(conn)?;
+            .exec(conn)?;
         Ok(())
     })
 }

@@ -1,6 +1,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::native::Native;
 use super::schema::users;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -29,11 +30,11 @@ pub fn key(s: &str) -> String {
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
-    users::table
+    crate::per_backend!(conn, |c| users::table
         .find(id)
         .select(User::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<User>> {
@@ -41,20 +42,20 @@ pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option
     if k.is_empty() {
         return Ok(None);
     }
-    users::table
+    crate::per_backend!(conn, |c| users::table
         .filter(users::login_key.eq(&k).or(users::email_key.eq(&k)))
         .order(users::login_key.eq(&k).desc())
         .select(User::as_select())
-        .first(conn)
-        .optional()
+        .first(c))
+    .optional()
 }
 
 pub fn find_by_login_uid(conn: &mut DbConnection, login_uid: &str) -> QueryResult<Option<User>> {
-    users::table
+    crate::per_backend!(conn, |c| users::table
         .filter(users::login_uid.eq(login_uid.trim()))
         .select(User::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
@@ -62,21 +63,19 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
     if k.is_empty() {
         return Ok(None);
     }
-    users::table
+    crate::per_backend!(conn, |c| users::table
         .filter(users::email_key.eq(k))
         .select(User::as_select())
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<usize> {
-    diesel::insert_into(users::table).values(user).execute(conn)
+    diesel::insert_into(users::table).values(user).exec(conn)
 }
 
 pub fn next_id(conn: &mut DbConnection) -> QueryResult<i64> {
-    let max: Option<i64> = users::table
-        .select(diesel::dsl::max(users::id))
-        .get_result(conn)?;
+    let max: Option<i64> = users::table.select(diesel::dsl::max(users::id)).one(conn)?;
     Ok(max.unwrap_or(0) + 1)
 }
 
@@ -116,11 +115,11 @@ pub fn find_by_mobile_digits(conn: &mut DbConnection, digits: &str) -> QueryResu
         .map(|i| digits[i..].to_string())
         .collect();
     stored.push(format!("+{digits}"));
-    let candidates: Vec<User> = users::table
+    let candidates: Vec<User> = crate::per_backend!(conn, |c| users::table
         .filter(users::mobile.eq_any(&stored))
         .order(users::id)
         .select(User::as_select())
-        .load(conn)?;
+        .load(c))?;
     Ok(candidates
         .into_iter()
         .find(|u| u.international_digits() == digits))
