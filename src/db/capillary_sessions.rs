@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::kept::kept;
+use super::kept::kept_here;
 use super::native::Native;
 use super::schema::capillary_sessions;
 
@@ -48,7 +48,10 @@ pub fn mark_validated(conn: &mut DbConnection, id: &str, now: i64) -> QueryResul
     let validate = diesel::update(open)
         .set(capillary_sessions::validated_at.eq(now))
         .returning(capillary_sessions::id);
-    Ok(kept(validate).one::<String>(conn).optional()?.is_some())
+    Ok(kept_here!(validate)
+        .one::<String>(conn)
+        .optional()?
+        .is_some())
 }
 
 /// Ends a session now (it then reads as expired): the client must start again with

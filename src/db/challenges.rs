@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::kept::kept;
+use super::kept::kept_here;
 use super::native::Native;
 use super::schema::challenges;
 
@@ -70,7 +70,7 @@ pub fn supersede_open(
     purpose: &str,
     now: i64,
 ) -> QueryResult<usize> {
-    let open: Vec<String> = kept(
+    let open: Vec<String> = kept_here!(
         diesel::update(
             challenges::table
                 .filter(challenges::subject.eq(subject))
@@ -110,10 +110,10 @@ pub fn spend_attempt(
             challenges::attempts.eq(challenges::attempts + 1),
             challenges::consumed_at.eq(now),
         ));
-        kept(spend.returning(challenges::id)).one::<String>(conn)
+        kept_here!(spend.returning(challenges::id)).one::<String>(conn)
     } else {
         let spend = diesel::update(target).set(challenges::attempts.eq(challenges::attempts + 1));
-        kept(spend.returning(challenges::id)).one::<String>(conn)
+        kept_here!(spend.returning(challenges::id)).one::<String>(conn)
     };
     Ok(spent.optional()?.is_some())
 }
@@ -166,9 +166,11 @@ pub fn consume_right_code(
         challenges::attempts.eq(challenges::attempts + 1),
         challenges::consumed_at.eq(now),
     ));
-    crate::per_backend!(conn, |c| kept(consume.returning(Challenge::as_returning()))
-        .get_result(c)
-        .optional())
+    crate::per_backend!(conn, |c| kept_here!(
+        consume.returning(Challenge::as_returning())
+    )
+    .get_result(c)
+    .optional())
 }
 
 /// Deletes at most `limit` challenges that expired before `before`.
@@ -221,7 +223,7 @@ pub fn spend_revalidation_attempt(
         .filter(challenges::expires_at.gt(now))
         .filter(challenges::attempts.lt(challenges::max_attempts));
     let spend = diesel::update(target).set(challenges::attempts.eq(challenges::attempts + 1));
-    let spent = kept(spend.returning(challenges::id)).one::<String>(conn);
+    let spent = kept_here!(spend.returning(challenges::id)).one::<String>(conn);
     Ok(spent.optional()?.is_some())
 }
 

@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::kept::kept;
+use super::kept::{kept, kept_here};
 use super::native::Native;
 use super::schema::{send_limits, sends};
 
@@ -38,7 +38,7 @@ pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<i64> 
         .do_update()
         .set(send_limits::destination_key.eq(key))
         .returning(send_limits::last_sent_at);
-    crate::per_backend!(conn, |c| kept(upsert).get_result(c))
+    crate::per_backend!(conn, |c| kept_here!(upsert).get_result(c))
 }
 
 /// Serialises the issues of one subject (a user and purpose) until the transaction
@@ -99,7 +99,7 @@ pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<
     let last_sent = diesel::update(send_limits::table.find(key))
         .set(send_limits::last_sent_at.eq(now))
         .returning(send_limits::last_sent_at);
-    kept(last_sent).all::<i64>(conn)?;
+    kept_here!(last_sent).all::<i64>(conn)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::DbConnection;
-use super::kept::kept;
+use super::kept::{kept, kept_here};
 use super::native::Native;
 use super::schema::outbox;
 
@@ -285,7 +285,7 @@ pub fn mark_attempt_failed(
                 outbox::last_error.eq(error),
                 outbox::updated_at.eq(now),
             ));
-            kept(again.returning(outbox::id)).one::<String>(conn)
+            kept_here!(again.returning(outbox::id)).one::<String>(conn)
         }
         None => {
             let failed = diesel::update(target).set((
@@ -295,7 +295,7 @@ pub fn mark_attempt_failed(
                 outbox::last_error.eq(error),
                 outbox::updated_at.eq(now),
             ));
-            kept(failed.returning(outbox::id)).one::<String>(conn)
+            kept_here!(failed.returning(outbox::id)).one::<String>(conn)
         }
     };
     Ok(recorded.optional()?.is_some())

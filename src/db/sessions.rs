@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::kept::kept;
+use super::kept::kept_here;
 use super::native::Native;
 use super::schema::sessions;
 
@@ -33,7 +33,7 @@ pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult
     let touch = diesel::update(live)
         .set(sessions::last_seen_at.eq(now))
         .returning(sessions::user_id);
-    kept(touch).one(conn).optional()
+    kept_here!(touch).one(conn).optional()
 }
 
 /// Deletes at most `limit` sessions past their end, then at most `limit` idle for
