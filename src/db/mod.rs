@@ -4,8 +4,9 @@
 //! arriving together in one transaction (`writer`); a connection is never held
 //! across an `.await`.
 //!
-//! Reads of one row use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite
-//! plans such a statement again each time it runs with a bound limit, instead of
+//! Statements run on the backend's own connection, not through the enum (`native.rs`).
+//! Reads of one row use `one` (`get_result`), not `first`: `first` adds `LIMIT ?`, and
+//! SQLite plans such a statement again each time it runs with a bound limit, instead of
 //! reusing the prepared one. Only reads that pick one row of many keep `first`.
 
 pub mod api_keys;
