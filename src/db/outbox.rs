@@ -178,7 +178,7 @@ pub fn claim_due(
                         challenges::superseded_at,
                     ),
                 ))
-                .load::<(String, CodeState)>(conn)?
+                .all::<(String, CodeState)>(conn)?
                 .into_iter()
                 .collect()
         };
