@@ -27,20 +27,21 @@ pub struct Event<'a> {
 
 /// Writes the event, naming the request being served (carried into `Db::run`).
 pub fn record(conn: &mut DbConnection, e: Event<'_>, now: i64) -> Result<()> {
-    audit::insert(
-        conn,
-        &AuditEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: now,
-            event: e.event.to_string(),
-            outcome: e.outcome.to_string(),
-            user_id: e.user_id.map(|u| u.0),
-            transaction_id: e.transaction_id.map(str::to_string),
-            destination_masked: e.destination_masked.map(str::to_string),
-            channel: e.channel.map(str::to_string),
-            request_id: request_id::current().map(|r| r.as_str().to_string()),
-        },
-        e.destination_keys,
-    )?;
+    audit::insert(conn, &row(e, now), e.destination_keys)?;
     Ok(())
+}
+
+/// The row `record` writes for `e` (its destination keys are written beside it).
+pub fn row(e: Event<'_>, now: i64) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now,
+        event: e.event.to_string(),
+        outcome: e.outcome.to_string(),
+        user_id: e.user_id.map(|u| u.0),
+        transaction_id: e.transaction_id.map(str::to_string),
+        destination_masked: e.destination_masked.map(str::to_string),
+        channel: e.channel.map(str::to_string),
+        request_id: request_id::current().map(|r| r.as_str().to_string()),
+    }
 }

@@ -62,6 +62,9 @@ pub fn insert(conn: &mut DbConnection, c: &Challenge) -> QueryResult<i64> {
     Ok(id)
 }
 
+/// Why the queued messages of a superseded challenge were cancelled.
+pub(super) const SUPERSEDED: &str = "cancelled: a newer code superseded it";
+
 /// Closes the open challenge of a subject and purpose, if any: its code stops working,
 /// and its messages still waiting in the outbox are cancelled.
 pub fn supersede_open(
@@ -85,7 +88,7 @@ pub fn supersede_open(
     if open.is_empty() {
         return Ok(0);
     }
-    super::outbox::cancel_queued(conn, &open, "cancelled: a newer code superseded it", now)?;
+    super::outbox::cancel_queued(conn, &open, SUPERSEDED, now)?;
     Ok(open.len())
 }
 

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod capillary_brands;
 pub mod capillary_sessions;
 pub mod challenges;
+pub mod issue;
 mod kept;
 pub mod limits;
 pub mod login_failures;

@@ -1,7 +1,8 @@
-//! Issuing a challenge, in one transaction: check the send limits, supersede the
-//! subject's open challenge, store the keyed hash of a new code, queue one sealed
-//! outbox message per destination, audit. The code itself leaves only inside the
-//! sealed messages (and in the answer, when the request may reveal it).
+//! Issuing a challenge, in one transaction: check the send limits, then write
+//! ([`issue::write`]) the supersede of the subject's open challenge, the keyed hash of
+//! a new code, the sends, one sealed outbox message per destination and the audit
+//! event. The code itself leaves only inside the sealed messages (and in the answer,
+//! when the request may reveal it).
 //!
 //! A decoy ([`super::decoy`]) takes the same path and does the same work, but stores a
 //! hash no code matches and queues nothing: its messages are written already cancelled.
@@ -10,7 +11,8 @@ use super::{Channel, Destination, IssueRequest, Issued, generate_code, generate_
 use crate::core::audit::{self, Event};
 use crate::core::ids::ChallengeId;
 use crate::core::keys::{Keys, random_bytes, sha256_hex};
-use crate::db::challenges::{self, Challenge};
+use crate::db::challenges::Challenge;
+use crate::db::issue::{self, Writes};
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::{DbConnection, limits, now_ms, write_transaction};
 use crate::delivery::{Message, Templates};
@@ -47,13 +49,9 @@ pub fn issue(
             audit::record(conn, event, now)?;
             return Ok(Err(e));
         }
-        challenges::supersede_open(conn, &req.subject, req.purpose, now)?;
         let code = generate_code(req.policy.length);
-        let challenge = store_challenge(conn, keys, req, &code, now)?;
-        for key in &limit_keys {
-            limits::record_send(conn, key, now)?;
-        }
-        let outbox_ids = queue_messages(conn, keys, templates, req, &challenge, &code, now)?;
+        let challenge = new_challenge(keys, req, &code, now);
+        let messages = messages(keys, templates, req, &challenge, &code, now);
         let event = Event {
             event: EVENT,
             outcome: req.decoy.map_or("ok", |d| d.outcome()),
@@ -63,9 +61,24 @@ pub fn issue(
             channel: Some(&challenge.channels),
             destination_keys: &audit_keys,
         };
-        audit::record(conn, event, now)?;
+        let numeric_id = issue::write(
+            conn,
+            &Writes {
+                now,
+                challenge: &challenge,
+                limit_keys: &limit_keys,
+                messages: &messages,
+                event: &audit::row(event, now),
+                destination_keys: &audit_keys,
+            },
+        )?;
+        // A decoy's messages are final from the start: none is queued.
+        let outbox_ids = match req.decoy {
+            None => messages.into_iter().map(|m| m.id).collect(),
+            Some(_) => Vec::new(),
+        };
         Ok(Ok(Issued {
-            numeric_id: challenge.numeric_id.unwrap_or_default(),
+            numeric_id,
             code: (req.reveal_code && req.decoy.is_none()).then_some(code),
             transaction_id: ChallengeId::from_stored(challenge.id),
             reference: challenge.reference,
@@ -123,13 +136,8 @@ fn check_limits(
     Ok(Ok(()))
 }
 
-fn store_challenge(
-    conn: &mut DbConnection,
-    keys: &Keys,
-    req: &IssueRequest,
-    code: &str,
-    now: i64,
-) -> Result<Challenge> {
+/// The new challenge, as it is written (its numeric Id is drawn as it is).
+fn new_challenge(keys: &Keys, req: &IssueRequest, code: &str, now: i64) -> Challenge {
     let id = ChallengeId::new().into_string();
     let masked: Vec<String> = req.destinations.iter().map(Destination::masked).collect();
     let channels: Vec<&str> = req
@@ -137,7 +145,7 @@ fn store_challenge(
         .iter()
         .map(|d| d.channel.as_str())
         .collect();
-    let challenge = Challenge {
+    Challenge {
         reference: generate_reference(),
         subject: req.subject.clone(),
         purpose: req.purpose.to_string(),
@@ -156,12 +164,7 @@ fn store_challenge(
         numeric_id: None,
         change_request_id: None,
         id,
-    };
-    let numeric_id = challenges::insert(conn, &challenge)?;
-    Ok(Challenge {
-        numeric_id: Some(numeric_id),
-        ..challenge
-    })
+    }
 }
 
 /// The stored form of the code: its keyed hash; for a decoy, random bytes of the same
@@ -174,20 +177,18 @@ fn code_hash(keys: &Keys, req: &IssueRequest, id: &str, code: &str) -> Vec<u8> {
     }
 }
 
-/// One sealed message per destination, in request order; their outbox ids. A decoy's
-/// are rendered and sealed alike, and written as rows that are final from the start
-/// ([`decoy_row`]): none is queued, so its ids are not returned.
-fn queue_messages(
-    conn: &mut DbConnection,
+/// One sealed message per destination, in request order. A decoy's are rendered and
+/// sealed alike, as rows that are final from the start ([`decoy_row`]).
+fn messages(
     keys: &Keys,
     templates: &Templates,
     req: &IssueRequest,
     challenge: &Challenge,
     code: &str,
     now: i64,
-) -> Result<Vec<String>> {
+) -> Vec<OutboxRow> {
     let minutes = req.policy.expiry_minutes();
-    let mut ids = Vec::with_capacity(req.destinations.len());
+    let mut rows = Vec::with_capacity(req.destinations.len());
     for d in &req.destinations {
         let message = match (&req.sms_template, d.channel) {
             (Some(t), Channel::Sms) => Message {
@@ -203,26 +204,20 @@ fn queue_messages(
                 &challenge.reference,
             ),
         };
-        let id = uuid::Uuid::now_v7().to_string();
         let row = OutboxRow::queued(
-            id.clone(),
+            uuid::Uuid::now_v7().to_string(),
             Some(challenge.id.clone()),
             d.channel.as_str(),
             (d.address.clone(), d.masked()),
             keys.seal(&message.to_bytes()),
             now,
         );
-        match req.decoy {
-            None => {
-                outbox::insert(conn, &row)?;
-                ids.push(id);
-            }
-            Some(_) => {
-                outbox::insert(conn, &decoy_row(row))?;
-            }
-        }
+        rows.push(match req.decoy {
+            None => row,
+            Some(_) => decoy_row(row),
+        });
     }
-    Ok(ids)
+    rows
 }
 
 /// What a decoy writes where a code writes its message: the same insert, of a row that
