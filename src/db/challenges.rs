@@ -1,11 +1,12 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::audit::AuditEvent;
 use super::kept::kept_here;
 use super::native::Native;
 use super::schema::challenges;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = challenges)]
 // None is written as NULL, so the INSERT is the same SQL every time and stays prepared.
 #[diesel(treat_none_as_default_value = false)]
@@ -131,8 +132,12 @@ pub struct Claimant<'a> {
 
 /// A right code's whole check in one statement: consumes the challenge (one attempt
 /// spent) when `code_hash` is the hash it stores and it is open, unexpired, has an
-/// attempt left and is the claimant's. Returns it as consumed; `None` when any
-/// condition fails, having changed nothing, so that the caller can find out which.
+/// attempt left and is the claimant's, and writes `event`, the audit event of its
+/// success, whose user, transaction and masked destination are taken from the
+/// challenge. Returns it as consumed; `None` when any condition fails, having changed
+/// nothing, so that the caller can find out which. On PostgreSQL the event is written
+/// by the same statement (one round trip rather than two).
+///
 /// The hash compared here is keyed: its bytes tell nothing without the key, so a
 /// comparison whose time depends on them gives nothing away.
 pub fn consume_right_code(
@@ -141,7 +146,11 @@ pub fn consume_right_code(
     code_hash: &[u8],
     who: &Claimant<'_>,
     now: i64,
+    event: &AuditEvent,
 ) -> QueryResult<Option<Challenge>> {
+    if let DbConnection::Pg(c) = conn {
+        return consume_right_code_pg(c, id, code_hash, who, now, event);
+    }
     use diesel::IntoSql;
     use diesel::sql_types::{Nullable, Text};
     let target = challenges::table
@@ -169,11 +178,62 @@ pub fn consume_right_code(
         challenges::attempts.eq(challenges::attempts + 1),
         challenges::consumed_at.eq(now),
     ));
-    crate::per_backend!(conn, |c| kept_here!(
-        consume.returning(Challenge::as_returning())
-    )
-    .get_result(c)
-    .optional())
+    let DbConnection::Sqlite(c) = conn else {
+        unreachable!("PostgreSQL returned above")
+    };
+    let consumed = kept_here!(consume.returning(Challenge::as_returning()))
+        .get_result(c)
+        .optional()?;
+    if let Some(challenge) = &consumed {
+        let event = AuditEvent {
+            user_id: challenge.user_id,
+            transaction_id: Some(challenge.id.clone()),
+            destination_masked: Some(challenge.destination_masked.clone()),
+            ..event.clone()
+        };
+        super::audit::insert(conn, &event, &[])?;
+    }
+    Ok(consumed)
+}
+
+/// [`consume_right_code`]'s statement on PostgreSQL: the same conditions, and the
+/// audit event inserted from the consumed row.
+fn consume_right_code_pg(
+    c: &mut diesel::PgConnection,
+    id: &str,
+    code_hash: &[u8],
+    who: &Claimant<'_>,
+    now: i64,
+    event: &AuditEvent,
+) -> QueryResult<Option<Challenge>> {
+    use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+    const SQL: &str = "WITH consumed AS (\
+            UPDATE challenges SET attempts = attempts + 1, consumed_at = $3 \
+            WHERE id = $1 AND code_hash = $2 AND consumed_at IS NULL \
+              AND superseded_at IS NULL AND expires_at > $3 AND attempts < max_attempts \
+              AND ($4::text IS NULL OR subject = $4) AND (purpose = $5 OR purpose = $6) \
+              AND (device_id IS NULL OR device_id = $7) \
+            RETURNING *), \
+        event AS (\
+            INSERT INTO audit_events (id, at, event, outcome, user_id, transaction_id, \
+                destination_masked, channel, request_id) \
+            SELECT $8, $9, $10, $11, user_id, id, destination_masked, $12, $13 FROM consumed) \
+        SELECT * FROM consumed";
+    let statement = diesel::sql_query(SQL)
+        .bind::<Text, _>(id)
+        .bind::<Binary, _>(code_hash)
+        .bind::<BigInt, _>(now)
+        .bind::<Nullable<Text>, _>(who.subject)
+        .bind::<Text, _>(who.purposes.0)
+        .bind::<Text, _>(who.purposes.1)
+        .bind::<Nullable<Text>, _>(who.device_id)
+        .bind::<Text, _>(&event.id)
+        .bind::<BigInt, _>(event.at)
+        .bind::<Text, _>(&event.event)
+        .bind::<Text, _>(&event.outcome)
+        .bind::<Nullable<Text>, _>(&event.channel)
+        .bind::<Nullable<Text>, _>(&event.request_id);
+    kept_here!(statement).get_result(c).optional()
 }
 
 /// Deletes at most `limit` challenges that expired before `before`.

@@ -244,7 +244,18 @@ mod tests {
                         purposes: ("login", "second_factor"),
                         device_id: None,
                     };
-                    challenges::consume_right_code(c, "x", &[1; 32], &who, 5).unwrap();
+                    let event = super::super::audit::AuditEvent {
+                        id: "e".into(),
+                        at: 5,
+                        event: "otp.verify".into(),
+                        outcome: "ok".into(),
+                        user_id: None,
+                        transaction_id: None,
+                        destination_masked: None,
+                        channel: None,
+                        request_id: None,
+                    };
+                    challenges::consume_right_code(c, "x", &[1; 32], &who, 5, &event).unwrap();
                 }),
             ),
             (

@@ -32,7 +32,7 @@ pub fn verify_then<T>(
         // The right code, for an open challenge of the caller's, is one statement.
         // Anything else changes nothing there and is told apart below.
         if let Some(c) = consume_if_right(conn, keys, req, now)? {
-            return succeed(conn, &c, false, now, then).map(Ok);
+            return succeed(conn, &c, Succeeded::Audited, now, then).map(Ok);
         }
         let Some(c) = challenges::find(conn, req.transaction_id.as_str())? else {
             let event = Event {
@@ -97,7 +97,12 @@ pub fn verify_then<T>(
                 },
             );
         }
-        succeed(conn, &c, revalidating, now, then).map(Ok)
+        let how = if revalidating {
+            Succeeded::Revalidated
+        } else {
+            Succeeded::Spent
+        };
+        succeed(conn, &c, how, now, then).map(Ok)
     })?
 }
 
@@ -121,22 +126,47 @@ fn consume_if_right(
         device_id: req.device_id.as_deref().map(str::trim),
     };
     let hash = keys.code_hash(id, req.code.trim());
-    Ok(challenges::consume_right_code(conn, id, &hash, &who, now)?)
+    // Its user, transaction and masked destination are the consumed challenge's.
+    let event = audit::row(
+        Event {
+            event: EVENT,
+            outcome: "ok",
+            ..Event::default()
+        },
+        now,
+    );
+    Ok(challenges::consume_right_code(
+        conn, id, &hash, &who, now, &event,
+    )?)
 }
 
-/// The right code was spent: audit it, then `then` in the same transaction.
+/// How a right code was spent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Succeeded {
+    /// Consumed, and audited, by [`challenges::consume_right_code`].
+    Audited,
+    /// Consumed by a separate attempt (a code stored under an earlier key).
+    Spent,
+    /// A consumed challenge validated again.
+    Revalidated,
+}
+
+/// The right code was spent: audit it (unless that is done), then `then` in the same
+/// transaction.
 fn succeed<T>(
     conn: &mut DbConnection,
     c: &Challenge,
-    revalidating: bool,
+    how: Succeeded,
     now: i64,
     then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
 ) -> Result<(Verified, T)> {
-    audit::record(conn, found_event(c, "ok"), now)?;
+    if how != Succeeded::Audited {
+        audit::record(conn, found_event(c, "ok"), now)?;
+    }
     let verified = Verified {
         numeric_id: c.numeric_id,
         destination_masked: c.destination_masked.clone(),
-        revalidated: revalidating,
+        revalidated: how == Succeeded::Revalidated,
         transaction_id: ChallengeId::from_stored(c.id.clone()),
         user_id: c.user_id.map(UserId),
         subject: c.subject.clone(),
