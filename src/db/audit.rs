@@ -66,28 +66,35 @@ fn insert_with_destinations_pg(
     e: &AuditEvent,
     destination_keys: &[String],
 ) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, Nullable};
+    use diesel::sql_types::Array;
     const SQL: &str = "WITH event AS (INSERT INTO audit_events \
         (id, at, event, outcome, user_id, transaction_id, destination_masked, channel, request_id) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) \
         INSERT INTO audit_destinations (destination_key, at, event_id, transaction_id) \
         SELECT key, $2, $1, $6 FROM unnest($10::text[]) AS key \
         RETURNING 1 AS done";
-    let written = super::kept::kept(
-        diesel::sql_query(SQL)
-            .bind::<Text, _>(&e.id)
-            .bind::<BigInt, _>(e.at)
-            .bind::<Text, _>(&e.event)
-            .bind::<Text, _>(&e.outcome)
-            .bind::<Nullable<BigInt>, _>(e.user_id)
-            .bind::<Nullable<Text>, _>(&e.transaction_id)
-            .bind::<Nullable<Text>, _>(&e.destination_masked)
-            .bind::<Nullable<Text>, _>(&e.channel)
-            .bind::<Nullable<Text>, _>(&e.request_id)
-            .bind::<Array<Text>, _>(destination_keys),
-    )
-    .rows(c)?;
+    let statement = bind_event_pg(diesel::sql_query(SQL).into_boxed(), e)
+        .bind::<Array<Text>, _>(destination_keys);
+    let written = super::kept::kept(statement).rows(c)?;
     Ok(usize::from(written > 0))
+}
+
+/// Binds `e`'s columns to a statement of PostgreSQL's, next in its parameters: id, at,
+/// event, outcome, user_id, transaction_id, destination_masked, channel, request_id.
+pub(super) fn bind_event_pg<'a>(
+    q: BoxedSqlQuery<'a, Pg, SqlQuery>,
+    e: &'a AuditEvent,
+) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+    use diesel::sql_types::Nullable;
+    q.bind::<Text, _>(&e.id)
+        .bind::<BigInt, _>(e.at)
+        .bind::<Text, _>(&e.event)
+        .bind::<Text, _>(&e.outcome)
+        .bind::<Nullable<BigInt>, _>(e.user_id)
+        .bind::<Nullable<Text>, _>(&e.transaction_id)
+        .bind::<Nullable<Text>, _>(&e.destination_masked)
+        .bind::<Nullable<Text>, _>(&e.channel)
+        .bind::<Nullable<Text>, _>(&e.request_id)
 }
 
 /// How many `event`s with `outcome` a user had since `since`, and the oldest of them.

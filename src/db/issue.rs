@@ -99,7 +99,6 @@ struct NumericId {
 
 fn write_pg(conn: &mut diesel::PgConnection, w: &Writes<'_>) -> QueryResult<i64> {
     let c = w.challenge;
-    let e = w.event;
     let ms = w.messages;
     let send_ids: Vec<String> = w
         .limit_keys
@@ -110,6 +109,7 @@ fn write_pg(conn: &mut diesel::PgConnection, w: &Writes<'_>) -> QueryResult<i64>
         rows.iter().map(f).collect()
     }
     let statement = diesel::sql_query(SQL)
+        .into_boxed()
         .bind::<BigInt, _>(w.now)
         .bind::<Text, _>(challenges::SUPERSEDED)
         .bind::<Text, _>(&c.id)
@@ -144,17 +144,9 @@ fn write_pg(conn: &mut diesel::PgConnection, w: &Writes<'_>) -> QueryResult<i64>
         .bind::<Array<Nullable<Text>>, _>(column(ms, |m| m.claimed_by.as_ref()))
         .bind::<Array<Nullable<Text>>, _>(column(ms, |m| m.last_error.as_ref()))
         .bind::<Array<BigInt>, _>(column(ms, |m| m.created_at))
-        .bind::<Array<BigInt>, _>(column(ms, |m| m.updated_at))
-        .bind::<Text, _>(&e.id)
-        .bind::<BigInt, _>(e.at)
-        .bind::<Text, _>(&e.event)
-        .bind::<Text, _>(&e.outcome)
-        .bind::<Nullable<BigInt>, _>(e.user_id)
-        .bind::<Nullable<Text>, _>(&e.transaction_id)
-        .bind::<Nullable<Text>, _>(&e.destination_masked)
-        .bind::<Nullable<Text>, _>(&e.channel)
-        .bind::<Nullable<Text>, _>(&e.request_id)
-        .bind::<Array<Text>, _>(w.destination_keys);
+        .bind::<Array<BigInt>, _>(column(ms, |m| m.updated_at));
+    let statement =
+        audit::bind_event_pg(statement, w.event).bind::<Array<Text>, _>(w.destination_keys);
     let written: NumericId = kept_here!(statement).get_result(conn)?;
     Ok(written.numeric_id)
 }
