@@ -413,12 +413,32 @@ async fn postgres_tls_follows_sslmode() {
     .unwrap();
 }
 
+/// Waits for the housekeeping the gateway runs once as it starts: a test that counts
+/// what its own run removes would otherwise race it for the rows.
+async fn startup_housekeeping_done(app: &TestApp) {
+    eventually(Duration::from_secs(10), || async {
+        let a = app
+            .request(reqwest::Method::GET, "/metrics", &[], String::new())
+            .await;
+        let ran = a.text.lines().any(|l| {
+            l.starts_with("otpgate_housekeeping_duration_seconds_count ") && !l.ends_with(" 0")
+        });
+        if ran {
+            Ok(())
+        } else {
+            Err("the start-up housekeeping has not run yet".to_string())
+        }
+    })
+    .await;
+}
+
 /// Housekeeping removes sends outside every window, dead sessions, failed logins
 /// outside the lockout window, and challenges and messages past retention; it keeps
 /// what still counts, and the audit trail.
 async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
     use otpgate::db::schema::{sends, sessions};
     let app = spawn(b).await;
+    startup_housekeeping_done(&app).await;
     let old = app.vishnu_login_otp().await;
     app.code(&old, "sms").await;
     let fresh = app.login_otp("Vishnu.kumar@syntel.com", "d").await;
@@ -492,6 +512,7 @@ async fn housekeeping_removes_more_than_a_batch(b: Backend) {
     use otpgate::core::housekeeping::{BATCH_ROWS, run};
     use otpgate::db::schema::sends;
     let app = spawn(b).await;
+    startup_housekeeping_done(&app).await;
     let now = now_ms();
     let old = 2 * BATCH_ROWS as usize + 7;
     app.app
