@@ -210,7 +210,8 @@ pub fn history(
             address: users::international(&mobile(n), "91"),
         };
         let masked = dest.masked();
-        let id = uuid::Uuid::new_v4().to_string();
+        // A TransactionID as the gateway makes it (`ChallengeId`): in time order.
+        let id = v7(at).to_string();
         let expires_at = at + rules.expiry_ms;
         let verified_at = at + rng.random_range(8_000..60_000);
         let verified = rng.random_bool(VERIFIED) && next_at.is_none_or(|t| t > verified_at);
