@@ -413,9 +413,12 @@ mod tests {
     }
 
     /// Writes that never let the writer rest (160 megabytes of pages, from eight tasks
-    /// at once) leave a write-ahead log no longer than [`WAL_SIZE_LIMIT`] (64 MiB), not
+    /// at once) leave a write-ahead log cut back near [`WAL_SIZE_LIMIT`] (64 MiB), not
     /// one of everything written since the gateway started, and every row written is
-    /// there.
+    /// there. The log may end longer than the limit by what the writer wrote while the
+    /// checkpoint thread waited for a core (on a loaded machine, a fraction of a second
+    /// is tens of megabytes here), so the bound is twice the limit: below the 160 MB a
+    /// log that never starts again holds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_write_ahead_log_starts_again_under_continuous_writes() {
         let dir = tempfile::tempdir().unwrap();
@@ -456,7 +459,7 @@ mod tests {
             .unwrap()
             .len();
         assert!(
-            wal <= WAL_SIZE_LIMIT as u64,
+            wal <= 2 * WAL_SIZE_LIMIT as u64,
             "the write-ahead log holds {wal} bytes after 160 MB were written"
         );
         #[derive(QueryableByName)]
