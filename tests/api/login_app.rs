@@ -242,8 +242,8 @@ async fn sessions_expire_absolutely_and_when_idle(b: Backend) {
         token_of(login().await.json()),
         token_of(login().await.json()),
     );
-    let hash = |t: &str| otpgate::core::keys::sha256_hex(t.as_bytes());
-    let (he, hi) = (hash(&expired), hash(&idle));
+    let key = otpgate::core::sessions::key;
+    let (he, hi) = (key(&expired), key(&idle));
     app.app
         .db
         .run(move |c| {
@@ -265,3 +265,53 @@ async fn sessions_expire_absolutely_and_when_idle(b: Backend) {
 }
 
 both!(sessions_expire_absolutely_and_when_idle);
+
+/// A session opened before tokens began with their time (stored under the token's
+/// SHA-256 alone) keeps working after the upgrade, until its own end.
+async fn sessions_opened_before_time_ordered_tokens_keep_working(b: Backend) {
+    use diesel::prelude::*;
+    use otpgate::db::schema::sessions;
+    let app = spawn(b).await;
+    let user = app.vishnu().await;
+    let generate = |token: &str| {
+        app.summit(
+            json!({"ServiceName": "ADM_GenerateOTP", "objCommonParameters": {
+            "_ProxyDetails": {"TokenID": token}, "objUserInformation": {}}}),
+        )
+    };
+    // Random digits, as such tokens were; none of the shape of a new one's time.
+    let (live, ended) = (
+        "F3A9C41D77E2B05A6C18D9E4F0B3A7C2E5D81F6049B2C7A3E1D5F8B0C4A69E27",
+        "0A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F9",
+    );
+    let rows = [(live, 600_000), (ended, -1)].map(|(token, left)| {
+        let now = otpgate::db::now_ms();
+        (
+            sessions::token_hash.eq(otpgate::core::keys::sha256_hex(token.as_bytes())),
+            sessions::user_id.eq(user.id),
+            sessions::created_at.eq(now - 60_000),
+            sessions::expires_at.eq(now + left),
+            sessions::last_seen_at.eq(now - 60_000),
+            sessions::idle_timeout_ms.eq(5_400_000i64),
+        )
+    });
+    app.app
+        .db
+        .run(move |c| {
+            for row in &rows {
+                diesel::insert_into(sessions::table)
+                    .values(row.clone())
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let a = generate(&live.to_lowercase()).await;
+    assert_eq!(a.json()["Errors"], "", "{}", a.text);
+    assert_eq!(a.json()["TokenID"], live.to_lowercase());
+    let invalid = "The TokenID is invalid or has expired. Please log in again.";
+    assert_eq!(generate(ended).await.errors(), invalid);
+}
+
+both!(sessions_opened_before_time_ordered_tokens_keep_working);

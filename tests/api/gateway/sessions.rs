@@ -49,7 +49,7 @@ async fn a_session_is_exchanged_for_the_service_key(b: Backend) {
     .await;
     let token = session(&app).await;
     // Idle for a while: the forwarded call is activity of the session.
-    let hash = otpgate::core::keys::sha256_hex(token.as_bytes());
+    let hash = otpgate::core::sessions::key(&token);
     let last_seen = |set: Option<i64>| {
         let hash = hash.clone();
         app.app.db.run(move |c| {

@@ -11,8 +11,9 @@ use diesel::prelude::*;
 use rand::Rng;
 
 use crate::config::Settings;
-use crate::core::keys::{Keys, sha256_hex};
+use crate::core::keys::Keys;
 use crate::core::otp::{Channel, Destination, generate_code, generate_reference};
+use crate::core::sessions;
 use crate::db::audit::AuditEvent;
 use crate::db::challenges::Challenge;
 use crate::db::outbox::{OutboxRow, SENT};
@@ -302,7 +303,7 @@ pub fn history(
             && verified_at + rules.idle_ms > plan.end_ms;
         if verified && session_live {
             h.sessions.push(Session {
-                token_hash: sha256_hex(&crate::core::keys::random_bytes::<32>()),
+                token_hash: sessions::key(&sessions::new_token(verified_at)),
                 user_id,
                 device_id: Some(format!("device-{n}")),
                 created_at: verified_at,
