@@ -13,7 +13,9 @@ use crate::delivery::templates;
 use crate::error::{Error, Result};
 
 /// The purpose of the challenges issued under brand sessions (each session is a
-/// subject). Stored with each challenge, so its value stays what it has always been.
+/// subject). Stored with each challenge, so its value stays what it has always been;
+/// the index of a session's latest challenge (`challenges_capillary_latest`, read by
+/// `db::challenges::latest_capillary`) names it too.
 pub const PURPOSE: &str = "capillary";
 
 /// What a session was opened for: the kind of identifier.

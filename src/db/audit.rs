@@ -97,26 +97,6 @@ pub(super) fn bind_event_pg<'a>(
         .bind::<Nullable<Text>, _>(&e.request_id)
 }
 
-/// How many `event`s with `outcome` a user had since `since`, and the oldest of them.
-pub fn count_since(
-    conn: &mut DbConnection,
-    user_id: i64,
-    event: &str,
-    outcome: &str,
-    since: i64,
-) -> QueryResult<(i64, Option<i64>)> {
-    audit_events::table
-        .filter(audit_events::user_id.eq(user_id))
-        .filter(audit_events::event.eq(event))
-        .filter(audit_events::outcome.eq(outcome))
-        .filter(audit_events::at.gt(since))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(audit_events::at),
-        ))
-        .one(conn)
-}
-
 /// What `otpgate audit` asks for. Every filter is optional; those given must all hold.
 #[derive(Debug, Clone, Default)]
 pub struct Search {

@@ -307,16 +307,16 @@ pub fn change_request_id(conn: &mut DbConnection, id: &str, proposed: &str) -> Q
         .map(|c| c.unwrap_or_else(|| proposed.to_string()))
 }
 
-/// The newest challenge of a subject and purpose, open or not (the one not superseded,
-/// should two carry the same millisecond).
-pub fn latest_for_subject(
-    conn: &mut DbConnection,
-    subject: &str,
-    purpose: &str,
-) -> QueryResult<Option<Challenge>> {
+/// The newest Capillary challenge of a subject, open or not (the one not superseded,
+/// should two carry the same millisecond). The purpose is written into the statement:
+/// the index it reads holds Capillary's challenges alone, and a partial index is
+/// chosen only for a condition the statement itself states.
+pub fn latest_capillary(conn: &mut DbConnection, subject: &str) -> QueryResult<Option<Challenge>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Text;
     crate::per_backend!(conn, |c| challenges::table
         .filter(challenges::subject.eq(subject))
-        .filter(challenges::purpose.eq(purpose))
+        .filter(challenges::purpose.eq(sql::<Text>("'capillary'")))
         .order((
             challenges::created_at.desc(),
             challenges::superseded_at.is_null().desc(),

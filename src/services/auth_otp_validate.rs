@@ -31,8 +31,8 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             let session = capillary_sessions::find(c, &input.session.session_id)?;
             let session = brands::check_session(session, &input.session, now)?;
             let subject = brands::subject(&session.id);
-            let latest = challenges::latest_for_subject(c, &subject, brands::PURPOSE)?
-                .ok_or(Error::UnknownTransaction)?;
+            let latest =
+                challenges::latest_capillary(c, &subject)?.ok_or(Error::UnknownTransaction)?;
             let req = VerifyRequest {
                 transaction_id: ChallengeId::from_stored(latest.id),
                 code: input.code.clone(),

@@ -69,13 +69,7 @@ impl TestApp {
         let id = self
             .app
             .db
-            .run(move |c| {
-                Ok(challenges::latest_for_subject(
-                    c,
-                    &subject,
-                    brands::PURPOSE,
-                )?)
-            })
+            .run(move |c| Ok(challenges::latest_capillary(c, &subject)?))
             .await
             .unwrap()
             .expect("an OTP was generated")

@@ -27,13 +27,7 @@ async fn latest(app: &TestApp, session: &str) -> String {
     let subject = brands::subject(session);
     app.app
         .db
-        .run(move |c| {
-            Ok(challenges::latest_for_subject(
-                c,
-                &subject,
-                brands::PURPOSE,
-            )?)
-        })
+        .run(move |c| Ok(challenges::latest_capillary(c, &subject)?))
         .await
         .unwrap()
         .expect("a challenge")
