@@ -268,6 +268,12 @@ async fn a_prefill_is_built_once_and_reused(b: Backend) {
     );
     assert!(!out.contains("prefill: built in"), "{out}");
     assert_eq!(rows(&db.url, "users"), 206, "built again: {out}");
+    // The phases began once the gateway's housekeeping at start (which deletes what
+    // aged since the last run) had finished.
+    assert!(
+        out.contains("s for the gateways' housekeeping at start"),
+        "{out}"
+    );
 
     // Other numbers on the same database are refused, not mixed in.
     let (url, path) = (db.url.clone(), dir.path().to_path_buf());

@@ -86,6 +86,35 @@ async fn counters(http: &reqwest::Client, bases: &[String]) -> Option<[f64; 3]> 
     Some(sum)
 }
 
+/// Waits, at most `within`, until every gateway at `bases` that exports metrics has
+/// finished the housekeeping it runs at start: on a database reused from an earlier
+/// run, that first run deletes what aged since, and would otherwise land in the first
+/// phase. Answers how long it waited, or None when no gateway says.
+pub async fn started(
+    http: &reqwest::Client,
+    bases: &[String],
+    within: Duration,
+) -> Option<Duration> {
+    let began = Instant::now();
+    let mut said = false;
+    for base in bases {
+        loop {
+            let text = super::scrape::text(http, base).await;
+            if text.is_empty() {
+                break;
+            }
+            said = true;
+            if super::scrape::sum(&text, RUNS).is_some_and(|runs| runs >= 1.0)
+                || began.elapsed() >= within
+            {
+                break;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    said.then(|| began.elapsed())
+}
+
 /// Asks every gateway in `pids` to run its housekeeping (SIGUSR1), every [`PAUSE`],
 /// until `stop` turns true, then reads from the gateways at `bases` what it did.
 pub async fn signal_until(

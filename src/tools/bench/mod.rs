@@ -203,6 +203,9 @@ pub fn run(args: BenchArgs, base: Settings) -> Result<Report, String> {
     }
 }
 
+/// The longest the phases wait for the gateways' housekeeping at start.
+const START_HOUSEKEEPING: Duration = Duration::from_secs(300);
+
 /// One virtual client's identity.
 #[derive(Debug, Clone)]
 struct Identity {
@@ -298,6 +301,12 @@ async fn run_async(args: BenchArgs, base: Settings) -> Result<Report, String> {
     let mut gateways =
         target::Gateways::start(&settings, dir.path(), &client, targets, &args.target_pids).await?;
     let bases = gateways.bases();
+    if let Some(waited) = housekeeping::started(&client, &bases, START_HOUSEKEEPING).await {
+        println!(
+            "otpgate bench: waited {:.1} s for the gateways' housekeeping at start",
+            waited.as_secs_f64()
+        );
+    }
     let backend = crate::db::DatabaseUrl::parse(&database_url)?
         .backend()
         .to_string();
