@@ -55,6 +55,32 @@ fn keep_sends_ms(settings: &Settings, longest_brand_minutes: Option<i64>) -> i64
 /// (SQLite's one writer) for a few milliseconds; requests get it between batches.
 pub const BATCH_ROWS: i64 = 500;
 
+/// The longest a batch should hold the writer. On a large database, where each row's
+/// index entries lie on pages of their own, 500 rows took up to 64 ms, which every
+/// request arriving meanwhile waited for; the batches shrink until they take about
+/// this long.
+const BATCH_TIME: Duration = Duration::from_millis(10);
+
+/// The fewest rows a batch deletes, however slow: housekeeping still goes on.
+const FEWEST_ROWS: i64 = 50;
+
+/// The rows of a run's first batch: about what takes [`BATCH_TIME`] on a large
+/// database; on a small one the batches double from there.
+const FIRST_ROWS: i64 = 100;
+
+/// The rows of the next batch, after one of `rows` took `took`: half as many after a
+/// batch longer than [`BATCH_TIME`], twice as many after one shorter than half of it,
+/// within [`FEWEST_ROWS`] and [`BATCH_ROWS`].
+fn next_batch(rows: i64, took: Duration) -> i64 {
+    if took > BATCH_TIME {
+        (rows / 2).max(FEWEST_ROWS)
+    } else if took < BATCH_TIME / 2 {
+        (rows * 2).min(BATCH_ROWS)
+    } else {
+        rows
+    }
+}
+
 /// What housekeeping deletes, in order: messages before the challenges they name.
 #[derive(Debug, Clone, Copy)]
 enum Table {
@@ -130,16 +156,22 @@ pub async fn run(db: &Db, settings: &Settings, now: i64) -> Result<Removed> {
         failures: now - settings.login.lockout_seconds * 1000,
     };
     let mut removed = Removed::default();
+    let mut rows = FIRST_ROWS;
     for table in Table::ALL {
         loop {
             let started = std::time::Instant::now();
-            let n = db
+            let limit = rows;
+            // Timed where it runs: the wait for the writer is not the batch's doing.
+            let (n, took) = db
                 .run_as("housekeeping", move |c| {
-                    Ok(write_transaction(c, |c| table.delete(c, &at, BATCH_ROWS))?)
+                    let began = std::time::Instant::now();
+                    let n = write_transaction(c, |c| table.delete(c, &at, limit))?;
+                    Ok((n, began.elapsed()))
                 })
                 .await?;
             *table.count(&mut removed) += n;
-            if n < BATCH_ROWS as usize {
+            rows = next_batch(limit, took);
+            if n < limit as usize {
                 break;
             }
             // As long again for everything else: housekeeping never holds the writer
@@ -203,13 +235,31 @@ mod tests {
     use diesel::prelude::*;
     use diesel::sql_types::Text;
 
-    use super::{Cutoffs, Table};
+    use std::time::Duration;
+
+    use super::{BATCH_ROWS, BATCH_TIME, Cutoffs, FEWEST_ROWS, Table, next_batch};
     use crate::db::recorded;
 
     #[derive(QueryableByName)]
     struct Plan {
         #[diesel(sql_type = Text)]
         detail: String,
+    }
+
+    /// A slow batch halves the next, down to the fewest; a quick one doubles it, up to
+    /// the most; one near the aim keeps its size.
+    #[test]
+    fn batches_shrink_when_slow_and_grow_back_when_quick() {
+        let slow = BATCH_TIME * 6;
+        let quick = BATCH_TIME / 5;
+        assert_eq!(next_batch(BATCH_ROWS, slow), 250);
+        assert_eq!(next_batch(250, slow), 125);
+        assert_eq!(next_batch(60, slow), FEWEST_ROWS);
+        assert_eq!(next_batch(FEWEST_ROWS, slow), FEWEST_ROWS);
+        assert_eq!(next_batch(125, BATCH_TIME * 3 / 4), 125);
+        assert_eq!(next_batch(125, quick), 250);
+        assert_eq!(next_batch(400, quick), BATCH_ROWS);
+        assert_eq!(next_batch(BATCH_ROWS, Duration::ZERO), BATCH_ROWS);
     }
 
     /// Every delete housekeeping sends finds its rows through an index, on SQLite as
