@@ -194,6 +194,14 @@ pub async fn read_body(
         .unwrap_or(Err(BodyError::TimedOut))
 }
 
+/// A JSON value as the bytes of an answer's body, written straight into a buffer: about
+/// half the instructions of `to_string`, whose `Display` passes every fragment through
+/// a formatter. Writing a `Value` into memory cannot fail; if it ever did, `to_string`
+/// gives the same text.
+pub fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes())
+}
+
 /// The depth of a JSON value, counted without recursion.
 pub fn json_depth(v: &serde_json::Value) -> usize {
     let mut max = 0;

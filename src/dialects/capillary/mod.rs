@@ -66,7 +66,7 @@ fn operation(path: &str) -> Option<(Operation, bool)> {
 fn answer(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/json")
-        .body(body.to_string())
+        .body(crate::wire::json_bytes(body))
 }
 
 fn transport(status: StatusCode, message: &str) -> HttpResponse {

@@ -60,7 +60,7 @@ pub fn answer(status: StatusCode, body: &Value, out: Out) -> HttpResponse {
     match out.format {
         Format::Json => resp
             .content_type("application/json; charset=utf-8")
-            .body(body.to_string()),
+            .body(crate::wire::json_bytes(body)),
         Format::Xml => {
             let text = xml::encode(
                 XML_ROOT,

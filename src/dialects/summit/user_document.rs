@@ -128,5 +128,12 @@ pub fn document(user: &User, policy: &Policy, settings: &Settings, session_token
     d.insert("OTPLength".into(), s(&policy.length));
     d.insert("OTPExpiryInMinutes".into(), s(&policy.expiry_minutes()));
     d.insert("MaxAttempts".into(), s(&policy.max_attempts));
-    json!({ "User": { "UserDetails": [Value::Object(d)], "DBDetails": [] } })
+    // Moved in, not interpolated: `json!` would copy the whole document through
+    // `to_value`.
+    let mut user = Map::new();
+    user.insert("UserDetails".into(), Value::Array(vec![Value::Object(d)]));
+    user.insert("DBDetails".into(), Value::Array(Vec::new()));
+    let mut document = Map::new();
+    document.insert("User".into(), Value::Object(user));
+    Value::Object(document)
 }
