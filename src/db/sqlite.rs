@@ -9,7 +9,7 @@ use diesel::prelude::*;
 /// pragmas.
 pub(super) fn open(path: &str) -> Result<SqliteConnection, diesel::r2d2::Error> {
     create_private(path);
-    plans_that_hold_for_any_values();
+    process_settings();
     let mut c = SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
     // busy_timeout first: switching to WAL itself may wait for a lock.
     // temp_store: the journals of savepoints (every request's, in the
@@ -31,18 +31,32 @@ pub(super) fn open(path: &str) -> Result<SqliteConnection, diesel::r2d2::Error> 
     Ok(c)
 }
 
-/// Turns on SQLite's query planner stability guarantee for every connection this
-/// process opens from now on: a statement is planned once, when it is prepared, not
-/// again for the values bound to it. Without it, a statement comparing a column to a
-/// bound value (`purpose = ?`) where a partial index names a value of that column
-/// (`challenges_capillary_latest … WHERE purpose = 'capillary'`), or one that SQLite's
-/// statistics (STAT4, on in the bundled build) could plan by value, is planned again at
-/// every run with a new value, as if the schema had changed: the cost of parsing it
-/// each time, which keeping statements prepared is there to save. A statement that
-/// needs a partial index names its value as a literal (`challenges::latest_capillary`).
-fn plans_that_hold_for_any_values() {
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(|| {
+/// SQLite's settings for the whole process, made once before its first connection
+/// opens.
+///
+/// - No memory statistics (`SQLITE_CONFIG_MEMSTATUS` off): with them, every
+///   allocation SQLite makes takes a process-wide mutex to count itself, and the
+///   gateway reads none of the counts. `sqlite3_config` works only before SQLite
+///   initialises, which registering the auto-extension below does; so it comes first,
+///   and if something in the process initialised SQLite earlier it is refused and the
+///   counts stay on, a cost and no error.
+/// - The query planner stability guarantee for every connection: a statement is
+///   planned once, when it is prepared, not again for the values bound to it. Without
+///   it, a statement comparing a column to a bound value (`purpose = ?`) where a
+///   partial index names a value of that column (`challenges_capillary_latest … WHERE
+///   purpose = 'capillary'`), or one that SQLite's statistics (STAT4, on in the
+///   bundled build) could plan by value, is planned again at every run with a new
+///   value, as if the schema had changed: the cost of parsing it each time, which
+///   keeping statements prepared is there to save. A statement that needs a partial
+///   index names its value as a literal (`challenges::latest_capillary`).
+fn process_settings() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let off: std::os::raw::c_int = 0;
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; SQLite refuses the call
+        // (SQLITE_MISUSE) rather than misbehave once it has initialised.
+        let _ =
+            unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, off) };
         // SAFETY: registers a function SQLite calls with each new connection's handle,
         // which `enable_qpsg` only passes back to SQLite.
         unsafe {
@@ -91,6 +105,29 @@ fn create_private(path: &str) {
 mod tests {
     use super::*;
     use crate::db::{ConnectionManager, DatabaseUrl, DbConnection, migrate};
+
+    /// SQLite keeps no memory statistics once the gateway has opened a connection:
+    /// counting each allocation would take a process-wide lock.
+    #[test]
+    fn sqlite_counts_no_allocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counts.db");
+        let manager = ConnectionManager::new(DatabaseUrl::Sqlite(path.display().to_string()));
+        let mut conn = manager.establish().unwrap();
+        migrate(&mut conn).unwrap();
+        let (mut current, mut highest) = (0i64, 0i64);
+        // SAFETY: reads two counters into the locals given.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_status64(
+                libsqlite3_sys::SQLITE_STATUS_MALLOC_COUNT,
+                &mut current,
+                &mut highest,
+                0,
+            )
+        };
+        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+        assert_eq!((current, highest), (0, 0));
+    }
 
     /// A statement kept prepared is planned once, whatever values are bound to it.
     /// Comparing `purpose = ?` to the partial index on Capillary's challenges used to
