@@ -84,6 +84,35 @@ async fn form_login(b: Backend) {
     );
 }
 
+/// ReturnType XML answers the same user document, as XML, in the seed's order.
+async fn the_user_document_can_be_answered_in_xml(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let a = app
+        .summit(
+            json!({"ServiceName": "LoginApp", "objCommonParameters": {"_ProxyDetails": {
+            "AuthType": "FORM", "UserName": "vishnu", "Password": "Secret#123",
+            "ReturnType": "XML"}}}),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.content_type.starts_with("application/xml"), "{}", a.text);
+    let doc = a.xml();
+    assert_eq!(doc.root_name, "CommonWS_JsonObjCallResult", "{}", a.text);
+    assert!(!a.text.contains("<Errors"), "{}", a.text);
+    let at = |element: &str| {
+        a.text
+            .find(element)
+            .unwrap_or_else(|| panic!("no {element}: {}", a.text))
+    };
+    assert!(at("<User>") < at("<UserDetails>"));
+    assert!(at("<UserId>836</UserId>") < at("<EmailId>Vishnu.kumar@syntel.com</EmailId>"));
+    assert!(at("<EmailId>") < at("<UserLicenseDetails>"));
+    assert!(at("<UserLicenseDetails>") < at("<LoginUID>1xxxx4</LoginUID>"));
+    assert!(at("<LoginUID>") < at("<MaxAttempts>3</MaxAttempts>"));
+    assert!(at("<MaxAttempts>") < at("<DBDetails"));
+}
+
 async fn wrong_codes_count_down_then_lock(b: Backend) {
     let app = spawn(b).await;
     let txn = app.vishnu_login_otp().await;
@@ -205,6 +234,7 @@ async fn a_code_sent_before_the_key_changed_still_works(b: Backend) {
 both!(
     otp_login_answers_the_user_document_and_a_working_session,
     form_login,
+    the_user_document_can_be_answered_in_xml,
     wrong_codes_count_down_then_lock,
     a_code_works_once,
     a_new_code_supersedes_the_old,

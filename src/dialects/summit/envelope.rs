@@ -4,6 +4,7 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::wire::Format;
@@ -54,17 +55,25 @@ pub fn envelope(errors: &str, token_id: Option<String>, output_object: Value) ->
     Value::Object(m)
 }
 
-/// `body` (an envelope, or a document that replaces it) in the answer's format.
-pub fn answer(status: StatusCode, body: &Value, out: Out) -> HttpResponse {
+/// `body` (an envelope, or a document that replaces it) in the answer's format: JSON
+/// written straight from it, XML through a `Value`.
+pub fn answer<T: Serialize + ?Sized>(status: StatusCode, body: &T, out: Out) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     match out.format {
-        Format::Json => resp
-            .content_type("application/json; charset=utf-8")
-            .body(crate::wire::json_bytes(body)),
+        Format::Json => match serde_json::to_vec(body) {
+            Ok(bytes) => resp
+                .content_type("application/json; charset=utf-8")
+                .body(bytes),
+            Err(e) => unwritable(e, out),
+        },
         Format::Xml => {
+            let body = match serde_json::to_value(body) {
+                Ok(v) => v,
+                Err(e) => return unwritable(e, out),
+            };
             let text = xml::encode(
                 XML_ROOT,
-                body,
+                &body,
                 &EncodeOptions {
                     namespace: None,
                     declare_xsi: true,
@@ -79,6 +88,14 @@ pub fn answer(status: StatusCode, body: &Value, out: Out) -> HttpResponse {
             resp.content_type(ct).body(text)
         }
     }
+}
+
+/// The fault for an answer that could not be written (no type the gateway answers
+/// with fails to serialise; the reason goes to the log, not to the client).
+fn unwritable(e: serde_json::Error, out: Out) -> HttpResponse {
+    tracing::error!(error = %e, "a Summit answer could not be written");
+    let (status, text) = super::errors::answer(&crate::error::Error::internal(e));
+    fault(status, &text, out)
 }
 
 /// An envelope with `Errors` set and nothing else.

@@ -57,7 +57,7 @@ pub fn decode(state: &AppState, params: &Value, client: IpAddr) -> Result<Input>
 }
 
 /// The document that replaces the envelope.
-pub fn encode(state: &AppState, outcome: &Outcome) -> Value {
+pub fn encode(state: &AppState, outcome: &Outcome) -> user_document::Document {
     user_document::document(
         &outcome.user,
         &outcome.policy,

@@ -186,12 +186,18 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
         services::contained(registry::run(state.get_ref(), op, &params, client)).await;
     match result {
         Ok(reply) => {
-            let (body, outcome) = match reply {
+            let outcome = match &reply {
+                Reply::Dto(dto) if !dto.ok() => "failed",
+                _ => "ok",
+            };
+            tracing::info!(service = %service_name, outcome, elapsed_ms, "summit request");
+            crate::wire::access::outcome(&req, outcome);
+            match reply {
                 Reply::Envelope {
                     token_id,
                     output_object,
-                } => (envelope("", token_id, output_object), "ok"),
-                Reply::Document(doc) => (doc, "ok"),
+                } => answer(StatusCode::OK, &envelope("", token_id, output_object), out),
+                Reply::Document(doc) => answer(StatusCode::OK, &*doc, out),
                 Reply::Dto(dto) => {
                     // The DTO is the OutputObject; a failure also fills Errors, which is
                     // what envelope clients look at.
@@ -202,13 +208,10 @@ pub async fn handle(req: HttpRequest, payload: Payload, state: Data<AppState>) -
                             .unwrap_or("The request failed.")
                             .to_string(),
                     };
-                    let outcome = if dto.ok() { "ok" } else { "failed" };
-                    (envelope(&errors, None, Value::Object(dto.fields)), outcome)
+                    let body = envelope(&errors, None, Value::Object(dto.fields));
+                    answer(StatusCode::OK, &body, out)
                 }
-            };
-            tracing::info!(service = %service_name, outcome, elapsed_ms, "summit request");
-            crate::wire::access::outcome(&req, outcome);
-            answer(StatusCode::OK, &body, out)
+            }
         }
         Err(e) => {
             if e.is_server_fault() {

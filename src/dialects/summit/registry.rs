@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::{adm_generate_otp, login_app};
+use super::{adm_generate_otp, login_app, user_document};
 use crate::dialects::twofactor;
 use crate::error::Result;
 use crate::services::{self, throttle};
@@ -55,7 +55,7 @@ pub enum Reply {
         output_object: Value,
     },
     /// A document that replaces the envelope (LoginApp's `{"User": …}`).
-    Document(Value),
+    Document(Box<user_document::Document>),
     /// A TwoFactor DTO as the OutputObject; a failure also fills `Errors`.
     Dto(twofactor::Dto),
 }
@@ -81,7 +81,9 @@ pub async fn run(state: &AppState, op: Operation, params: &Value, client: IpAddr
             let input = login_app::decode(state, params, client)?;
             throttle::admit(state, client, &input)?;
             let outcome = services::login_app::call(state, input).await?;
-            Ok(Reply::Document(login_app::encode(state, &outcome)))
+            Ok(Reply::Document(Box::new(login_app::encode(
+                state, &outcome,
+            ))))
         }
         Operation::TwoFactor(op) => {
             Ok(Reply::Dto(twofactor::run(state, op, params, client).await?))

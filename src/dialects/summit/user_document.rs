@@ -1,8 +1,15 @@
 //! The user document LoginApp answers (seed 001), field for field in the legacy
 //! order and types: almost every value a string, the booleans spelt as the legacy
 //! system spells each one, `UserLicenseDetails` with real JSON types.
+//!
+//! A typed document rather than a `serde_json::Value`: it is written straight to the
+//! answer's bytes, without first inserting some sixty keys into maps (a tenth of a
+//! LoginApp request's instructions went to building, writing and dropping that tree).
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::config::Settings;
 use crate::core::otp::Policy;
@@ -42,98 +49,208 @@ pub fn profile_fields() -> Vec<&'static str> {
 }
 
 /// `{"User":{"UserDetails":[{…}],"DBDetails":[]}}` for a logged-in user.
-pub fn document(user: &User, policy: &Policy, settings: &Settings, session_token: &str) -> Value {
+#[derive(Serialize)]
+pub struct Document {
+    #[serde(rename = "User")]
+    user: UserPart,
+}
+
+#[derive(Serialize)]
+struct UserPart {
+    #[serde(rename = "UserDetails")]
+    details: [Details; 1],
+    #[serde(rename = "DBDetails")]
+    db_details: [(); 0],
+}
+
+/// A profile field: the user's own text, null, or the field's default.
+type Profile = Option<Cow<'static, str>>;
+
+#[derive(Serialize)]
+struct Details {
+    #[serde(rename = "UserId")]
+    user_id: String,
+    #[serde(rename = "EmailId")]
+    email_id: String,
+    #[serde(rename = "UserName")]
+    user_name: String,
+    #[serde(rename = "TimezoneMins")]
+    timezone_mins: Profile,
+    #[serde(rename = "CustomLogo")]
+    custom_logo: Profile,
+    #[serde(rename = "IsExecutive")]
+    is_executive: Profile,
+    #[serde(rename = "HasNTID")]
+    has_ntid: Profile,
+    #[serde(rename = "Org_Id")]
+    org_id: String,
+    #[serde(rename = "Org_Name")]
+    org_name: String,
+    #[serde(rename = "Designation")]
+    designation: Profile,
+    #[serde(rename = "Location")]
+    location: Profile,
+    #[serde(rename = "Location_Name")]
+    location_name: Profile,
+    #[serde(rename = "WsVersion")]
+    ws_version: String,
+    #[serde(rename = "CallMe")]
+    call_me: Profile,
+    #[serde(rename = "GPS")]
+    gps: Profile,
+    #[serde(rename = "Feedback_IM&SR")]
+    feedback_im_sr: Profile,
+    #[serde(rename = "RPT_Widgets_Access")]
+    rpt_widgets_access: Profile,
+    #[serde(rename = "InstanceLable")]
+    instance_lable: String,
+    #[serde(rename = "Feature")]
+    feature: Profile,
+    #[serde(rename = "UserProfileImage")]
+    user_profile_image: Profile,
+    #[serde(rename = "DisplayDateFormat")]
+    display_date_format: Profile,
+    #[serde(rename = "DisplayDateTimeFormat")]
+    display_date_time_format: Profile,
+    #[serde(rename = "ExpiryTime")]
+    expiry_time: String,
+    #[serde(rename = "SessionIdleTimeout")]
+    session_idle_timeout: String,
+    #[serde(rename = "IsAppLogEnabled")]
+    is_app_log_enabled: Profile,
+    #[serde(rename = "License_Modules")]
+    license_modules: Profile,
+    #[serde(rename = "PM_ApproveRecords_Access")]
+    pm_approve_records_access: Profile,
+    #[serde(rename = "UserLicenseDetails")]
+    license: License,
+    #[serde(rename = "LoginUID")]
+    login_uid: String,
+    #[serde(rename = "IsMultiLogin")]
+    is_multi_login: Profile,
+    #[serde(rename = "IsGDPRAccepted")]
+    is_gdpr_accepted: Profile,
+    #[serde(rename = "IsGDPREnabled")]
+    is_gdpr_enabled: Profile,
+    #[serde(rename = "mPIN_SkipCount")]
+    mpin_skip_count: Profile,
+    #[serde(rename = "Is_mPIN_Set")]
+    is_mpin_set: Profile,
+    #[serde(rename = "MobileNo")]
+    mobile_no: String,
+    #[serde(rename = "Domain_ID")]
+    domain_id: String,
+    #[serde(rename = "NT_UID")]
+    nt_uid: Profile,
+    #[serde(rename = "Frm_UID")]
+    frm_uid: String,
+    #[serde(rename = "OTPLength")]
+    otp_length: String,
+    #[serde(rename = "OTPExpiryInMinutes")]
+    otp_expiry_in_minutes: String,
+    #[serde(rename = "MaxAttempts")]
+    max_attempts: String,
+}
+
+/// `UserLicenseDetails`: real JSON types, all fixed but the edition and the session.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct License {
+    license_edition: Profile,
+    is_concurrent_analyst: bool,
+    is_logged_in_as_end_user: bool,
+    concurrent_license_count: u32,
+    is_session_killed: bool,
+    domain_id: (),
+    sup_fun: (),
+    workgroup_id: (),
+    limitation_count: (),
+    is_pool_lic_considered: bool,
+    session_id: String,
+    is_session_expired: bool,
+    #[serde(rename = "WorkgroupParentID")]
+    workgroup_parent_id: (),
+}
+
+/// The document for a logged-in user.
+pub fn document(
+    user: &User,
+    policy: &Policy,
+    settings: &Settings,
+    session_token: &str,
+) -> Document {
     let profile: Map<String, Value> = serde_json::from_str(&user.profile).unwrap_or_default();
-    let p = |key: &str| -> Value {
+    let p = |key: &str| -> Profile {
         match profile.get(key) {
-            Some(Value::String(s)) => Value::String(s.clone()),
-            Some(Value::Null) => Value::Null,
+            Some(Value::String(s)) => Some(Cow::Owned(s.clone())),
+            Some(Value::Null) => None,
             _ => PROFILE_DEFAULTS
                 .iter()
                 .find(|(k, _)| *k == key)
-                .and_then(|(_, d)| d.map(|s| Value::String(s.to_string())))
-                .unwrap_or(Value::Null),
+                .and_then(|(_, d)| d.map(Cow::Borrowed)),
         }
     };
-    let s = |v: &dyn ToString| Value::String(v.to_string());
-    let mut d = Map::new();
-    d.insert("UserId".into(), s(&user.id));
-    d.insert("EmailId".into(), s(&user.email));
-    d.insert("UserName".into(), s(&user.user_name));
-    for k in ["TimezoneMins", "CustomLogo", "IsExecutive", "HasNTID"] {
-        d.insert(k.into(), p(k));
+    let details = Details {
+        user_id: user.id.to_string(),
+        email_id: user.email.clone(),
+        user_name: user.user_name.clone(),
+        timezone_mins: p("TimezoneMins"),
+        custom_logo: p("CustomLogo"),
+        is_executive: p("IsExecutive"),
+        has_ntid: p("HasNTID"),
+        org_id: user.org_id.to_string(),
+        org_name: user.org_name.clone(),
+        designation: p("Designation"),
+        location: p("Location"),
+        location_name: p("Location_Name"),
+        ws_version: settings.summit.ws_version.clone(),
+        call_me: p("CallMe"),
+        gps: p("GPS"),
+        feedback_im_sr: p("Feedback_IM&SR"),
+        rpt_widgets_access: p("RPT_Widgets_Access"),
+        instance_lable: settings.summit.instance_label.clone(),
+        feature: p("Feature"),
+        user_profile_image: p("UserProfileImage"),
+        display_date_format: p("DisplayDateFormat"),
+        display_date_time_format: p("DisplayDateTimeFormat"),
+        expiry_time: settings.session.lifetime_seconds.to_string(),
+        session_idle_timeout: settings.session.idle_timeout_minutes.to_string(),
+        is_app_log_enabled: p("IsAppLogEnabled"),
+        license_modules: p("License_Modules"),
+        pm_approve_records_access: p("PM_ApproveRecords_Access"),
+        license: License {
+            license_edition: p("LicenseEdition"),
+            is_concurrent_analyst: false,
+            is_logged_in_as_end_user: false,
+            concurrent_license_count: 0,
+            is_session_killed: false,
+            domain_id: (),
+            sup_fun: (),
+            workgroup_id: (),
+            limitation_count: (),
+            is_pool_lic_considered: false,
+            session_id: session_token.to_string(),
+            is_session_expired: false,
+            workgroup_parent_id: (),
+        },
+        login_uid: user.login_uid.to_string(),
+        is_multi_login: p("IsMultiLogin"),
+        is_gdpr_accepted: p("IsGDPRAccepted"),
+        is_gdpr_enabled: p("IsGDPREnabled"),
+        mpin_skip_count: p("mPIN_SkipCount"),
+        is_mpin_set: p("Is_mPIN_Set"),
+        mobile_no: user.mobile.to_string(),
+        domain_id: user.domain_id.to_string(),
+        nt_uid: p("NT_UID"),
+        frm_uid: user.login_name.to_string(),
+        otp_length: policy.length.to_string(),
+        otp_expiry_in_minutes: policy.expiry_minutes().to_string(),
+        max_attempts: policy.max_attempts.to_string(),
+    };
+    Document {
+        user: UserPart {
+            details: [details],
+            db_details: [],
+        },
     }
-    d.insert("Org_Id".into(), s(&user.org_id));
-    d.insert("Org_Name".into(), s(&user.org_name));
-    for k in ["Designation", "Location", "Location_Name"] {
-        d.insert(k.into(), p(k));
-    }
-    d.insert("WsVersion".into(), s(&settings.summit.ws_version));
-    for k in ["CallMe", "GPS", "Feedback_IM&SR", "RPT_Widgets_Access"] {
-        d.insert(k.into(), p(k));
-    }
-    d.insert("InstanceLable".into(), s(&settings.summit.instance_label));
-    for k in [
-        "Feature",
-        "UserProfileImage",
-        "DisplayDateFormat",
-        "DisplayDateTimeFormat",
-    ] {
-        d.insert(k.into(), p(k));
-    }
-    d.insert("ExpiryTime".into(), s(&settings.session.lifetime_seconds));
-    d.insert(
-        "SessionIdleTimeout".into(),
-        s(&settings.session.idle_timeout_minutes),
-    );
-    for k in [
-        "IsAppLogEnabled",
-        "License_Modules",
-        "PM_ApproveRecords_Access",
-    ] {
-        d.insert(k.into(), p(k));
-    }
-    d.insert(
-        "UserLicenseDetails".into(),
-        json!({
-            "LicenseEdition": p("LicenseEdition"),
-            "IsConcurrentAnalyst": false,
-            "IsLoggedInAsEndUser": false,
-            "ConcurrentLicenseCount": 0,
-            "IsSessionKilled": false,
-            "DomainId": null,
-            "SupFun": null,
-            "WorkgroupId": null,
-            "LimitationCount": null,
-            "IsPoolLicConsidered": false,
-            "SessionId": session_token,
-            "IsSessionExpired": false,
-            "WorkgroupParentID": null,
-        }),
-    );
-    d.insert("LoginUID".into(), s(&user.login_uid));
-    for k in [
-        "IsMultiLogin",
-        "IsGDPRAccepted",
-        "IsGDPREnabled",
-        "mPIN_SkipCount",
-        "Is_mPIN_Set",
-    ] {
-        d.insert(k.into(), p(k));
-    }
-    d.insert("MobileNo".into(), s(&user.mobile));
-    d.insert("Domain_ID".into(), s(&user.domain_id));
-    d.insert("NT_UID".into(), p("NT_UID"));
-    d.insert("Frm_UID".into(), s(&user.login_name));
-    d.insert("OTPLength".into(), s(&policy.length));
-    d.insert("OTPExpiryInMinutes".into(), s(&policy.expiry_minutes()));
-    d.insert("MaxAttempts".into(), s(&policy.max_attempts));
-    // Moved in, not interpolated: `json!` would copy the whole document through
-    // `to_value`.
-    let mut user = Map::new();
-    user.insert("UserDetails".into(), Value::Array(vec![Value::Object(d)]));
-    user.insert("DBDetails".into(), Value::Array(Vec::new()));
-    let mut document = Map::new();
-    document.insert("User".into(), Value::Object(user));
-    Value::Object(document)
 }
