@@ -1,6 +1,6 @@
-//! Removal of rows that no longer count for anything: sends outside every window,
-//! idle send-limit rows, dead sessions, and challenges and messages past the
-//! retention period. Audit events are kept.
+//! Removal of rows that no longer count for anything: the send-limit rows of
+//! destinations not sent to within any window, dead sessions, and challenges and
+//! messages past the retention period. Audit events are kept.
 
 use std::time::Duration;
 
@@ -15,8 +15,7 @@ use crate::error::Result;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Removed {
-    pub sends: usize,
-    /// Idle rows of `send_limits`.
+    /// Idle rows of `send_limits`, with the sends they held.
     pub limit_rows: usize,
     pub sessions: usize,
     /// Expired sessions of the Capillary auth API.
@@ -29,8 +28,7 @@ pub struct Removed {
 
 impl Removed {
     pub fn total(&self) -> usize {
-        self.sends
-            + self.limit_rows
+        self.limit_rows
             + self.sessions
             + self.capillary_sessions
             + self.challenges
@@ -84,7 +82,6 @@ fn next_batch(rows: i64, took: Duration) -> i64 {
 /// What housekeeping deletes, in order: messages before the challenges they name.
 #[derive(Debug, Clone, Copy)]
 enum Table {
-    Sends,
     LimitRows,
     Sessions,
     CapillarySessions,
@@ -94,8 +91,7 @@ enum Table {
 }
 
 impl Table {
-    const ALL: [Table; 7] = [
-        Table::Sends,
+    const ALL: [Table; 6] = [
         Table::LimitRows,
         Table::Sessions,
         Table::CapillarySessions,
@@ -108,7 +104,6 @@ impl Table {
     /// `cutoffs` says.
     fn delete(self, c: &mut DbConnection, at: &Cutoffs, limit: i64) -> QueryResult<usize> {
         match self {
-            Table::Sends => limits::prune(c, at.sends, limit),
             Table::LimitRows => limits::prune_idle(c, at.sends, limit),
             Table::Sessions => sessions::delete_expired(c, at.now, limit),
             Table::CapillarySessions => capillary_sessions::delete_expired(c, at.now, limit),
@@ -120,7 +115,6 @@ impl Table {
 
     fn count(self, removed: &mut Removed) -> &mut usize {
         match self {
-            Table::Sends => &mut removed.sends,
             Table::LimitRows => &mut removed.limit_rows,
             Table::Sessions => &mut removed.sessions,
             Table::CapillarySessions => &mut removed.capillary_sessions,

@@ -1,6 +1,6 @@
 //! What an issue writes once its send limits have been checked: the subject's open
-//! challenge superseded (its queued messages cancelled), the new challenge, a send
-//! recorded per destination, the messages queued, the audit event.
+//! challenge superseded (its queued messages cancelled), the new challenge, the send
+//! recorded in each destination's row, the messages queued, the audit event.
 //!
 //! On PostgreSQL that is one statement. Each statement there is a round trip to the
 //! server, and the issue holds a pooled connection for all of them: written one by one,
@@ -11,11 +11,12 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Binary, Nullable, Text};
 
+use super::DbConnection;
 use super::audit::{self, AuditEvent};
 use super::challenges::{self, Challenge};
 use super::kept::kept_here;
+use super::limits::{self, Kept};
 use super::outbox::{self, OutboxRow};
-use super::{DbConnection, limits};
 
 /// The writes of one issue.
 pub struct Writes<'a> {
@@ -25,6 +26,8 @@ pub struct Writes<'a> {
     pub challenge: &'a Challenge,
     /// The keys of the destinations' send limits, each recorded as sent to.
     pub limit_keys: &'a [String],
+    /// What each destination's row keeps of its sends, with this one.
+    pub recent_sends: &'a [Kept],
     pub messages: &'a [OutboxRow],
     pub event: &'a AuditEvent,
     /// The audit event's destination keys.
@@ -39,8 +42,8 @@ pub fn write(conn: &mut DbConnection, w: &Writes<'_>) -> QueryResult<i64> {
     let c = w.challenge;
     challenges::supersede_open(conn, &c.subject, &c.purpose, w.now)?;
     let numeric_id = challenges::insert(conn, c)?;
-    for key in w.limit_keys {
-        limits::record_send(conn, key, w.now)?;
+    for (key, recent) in w.limit_keys.iter().zip(w.recent_sends) {
+        limits::record_send(conn, key, w.now, recent)?;
     }
     for m in w.messages {
         outbox::insert(conn, m)?;
@@ -71,10 +74,11 @@ const SQL: &str = "WITH superseded AS (\
         FROM (SELECT count(*) FROM superseded) AS superseded_first \
         RETURNING numeric_id), \
     sent AS (\
-        INSERT INTO sends (id, destination_key, sent_at) \
-        SELECT id, key, $1 FROM unnest($20::text[], $21::text[]) AS s (id, key)), \
-    last_sent AS (\
-        UPDATE send_limits SET last_sent_at = $1 WHERE destination_key = ANY($21)), \
+        UPDATE send_limits SET last_sent_at = $1, recent_sends = s.recent, \
+            sends_window_ms = s.window_ms, sends_max = s.max \
+        FROM unnest($20::text[], $21::text[], $46::int8[], $47::int8[]) \
+            AS s (recent, key, window_ms, max) \
+        WHERE destination_key = s.key), \
     queued AS (\
         INSERT INTO outbox (id, challenge_id, channel, destination, destination_masked, \
             payload, state, attempts, next_attempt_at, lease_until, claimed_by, last_error, \
@@ -100,12 +104,8 @@ struct NumericId {
 fn write_pg(conn: &mut diesel::PgConnection, w: &Writes<'_>) -> QueryResult<i64> {
     let c = w.challenge;
     let ms = w.messages;
-    let send_ids: Vec<String> = w
-        .limit_keys
-        .iter()
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
-    fn column<'a, T>(rows: &'a [OutboxRow], f: impl Fn(&'a OutboxRow) -> T) -> Vec<T> {
+    let sent = w.recent_sends;
+    fn column<'a, R, T>(rows: &'a [R], f: impl Fn(&'a R) -> T) -> Vec<T> {
         rows.iter().map(f).collect()
     }
     let statement = diesel::sql_query(SQL)
@@ -129,7 +129,7 @@ fn write_pg(conn: &mut diesel::PgConnection, w: &Writes<'_>) -> QueryResult<i64>
         .bind::<Nullable<BigInt>, _>(c.consumed_at)
         .bind::<Nullable<BigInt>, _>(c.superseded_at)
         .bind::<Nullable<Text>, _>(&c.change_request_id)
-        .bind::<Array<Text>, _>(&send_ids)
+        .bind::<Array<Text>, _>(column(sent, |k| &k.times))
         .bind::<Array<Text>, _>(w.limit_keys)
         .bind::<Array<Text>, _>(column(ms, |m| &m.id))
         .bind::<Array<Nullable<Text>>, _>(column(ms, |m| m.challenge_id.as_ref()))
@@ -145,8 +145,10 @@ fn write_pg(conn: &mut diesel::PgConnection, w: &Writes<'_>) -> QueryResult<i64>
         .bind::<Array<Nullable<Text>>, _>(column(ms, |m| m.last_error.as_ref()))
         .bind::<Array<BigInt>, _>(column(ms, |m| m.created_at))
         .bind::<Array<BigInt>, _>(column(ms, |m| m.updated_at));
-    let statement =
-        audit::bind_event_pg(statement, w.event).bind::<Array<Text>, _>(w.destination_keys);
+    let statement = audit::bind_event_pg(statement, w.event)
+        .bind::<Array<Text>, _>(w.destination_keys)
+        .bind::<Array<BigInt>, _>(column(sent, |k| k.window_ms))
+        .bind::<Array<BigInt>, _>(column(sent, |k| k.max));
     let written: NumericId = kept_here!(statement).get_result(conn)?;
     Ok(written.numeric_id)
 }

@@ -222,7 +222,14 @@ mod tests {
             ),
             (
                 "send record",
-                Box::new(|c| limits::record_send(c, "d", 5).unwrap()),
+                Box::new(|c| {
+                    let kept = limits::Kept {
+                        times: "5".into(),
+                        window_ms: 1000,
+                        max: 1,
+                    };
+                    limits::record_send(c, "d", 5, &kept).unwrap();
+                }),
             ),
             (
                 "supersede",

@@ -1,29 +1,66 @@
 //! Per-destination send counting. Each destination has a row that serialises the
 //! sends to it: locked with FOR UPDATE on PostgreSQL, covered by the write lock of
-//! `BEGIN IMMEDIATE` on SQLite. Under that lock, the sends within the window are counted
-//! and the new one recorded, so the limit holds across processes.
+//! `BEGIN IMMEDIATE` on SQLite. The row holds the times of the recent sends
+//! ([`crate::core::otp::sends`]): under the lock they are counted, and written back
+//! with the new send, so the limit holds across processes.
 
 use diesel::prelude::*;
 
 use super::DbConnection;
 use super::kept::{kept, kept_here};
 use super::native::Native;
-use super::schema::{send_limits, sends};
+use super::schema::send_limits;
+
+/// A destination's row, as it is locked.
+#[derive(Debug, Default, PartialEq, Eq, Queryable)]
+pub struct Locked {
+    /// The time of the last send (0 when none).
+    pub last_sent_at: i64,
+    /// The recent sends, as the row keeps them, with the longest window and the
+    /// highest limit of the policies that counted them.
+    pub recent_sends: String,
+    pub sends_window_ms: i64,
+    pub sends_max: i64,
+}
+
+/// What a destination's row keeps of its sends, as a send writes it
+/// ([`crate::core::otp::sends`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// The times, in milliseconds, joined by commas.
+    pub times: String,
+    pub window_ms: i64,
+    pub max: i64,
+}
+
+type Columns = (
+    send_limits::last_sent_at,
+    send_limits::recent_sends,
+    send_limits::sends_window_ms,
+    send_limits::sends_max,
+);
+
+const COLUMNS: Columns = (
+    send_limits::last_sent_at,
+    send_limits::recent_sends,
+    send_limits::sends_window_ms,
+    send_limits::sends_max,
+);
 
 /// Makes sure the row of `key` (a destination's) exists and locks it until the
-/// transaction ends. Returns the time of the last send to it (0 when none).
-pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<i64> {
+/// transaction ends.
+pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<Locked> {
     // On PostgreSQL the row of a destination sent to before is locked as it is: an
     // update would leave a dead version of it behind at every issue.
     if let DbConnection::Pg(c) = conn {
         let locked = send_limits::table
             .find(key)
-            .select(send_limits::last_sent_at)
+            .select(COLUMNS)
             .for_update()
             .get_result(c)
             .optional()?;
-        if let Some(last) = locked {
-            return Ok(last);
+        if let Some(locked) = locked {
+            return Ok(locked);
         }
     }
     // One statement that creates or locks the row, so housekeeping deleting an idle
@@ -33,11 +70,14 @@ pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<i64> 
         .values((
             send_limits::destination_key.eq(key),
             send_limits::last_sent_at.eq(0i64),
+            send_limits::recent_sends.eq(""),
+            send_limits::sends_window_ms.eq(0i64),
+            send_limits::sends_max.eq(0i64),
         ))
         .on_conflict(send_limits::destination_key)
         .do_update()
         .set(send_limits::destination_key.eq(key))
-        .returning(send_limits::last_sent_at);
+        .returning(COLUMNS);
     crate::per_backend!(conn, |c| kept_here!(upsert).get_result(c))
 }
 
@@ -60,58 +100,25 @@ pub fn lock_subject(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
     Ok(())
 }
 
-/// Sends to the destination since `since`: how many, and the oldest of them.
-pub fn sends_since(
-    conn: &mut DbConnection,
-    key: &str,
-    since: i64,
-) -> QueryResult<(i64, Option<i64>)> {
-    let rows: (i64, Option<i64>) = sends::table
-        .filter(sends::destination_key.eq(key))
-        .filter(sends::sent_at.gt(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(sends::sent_at)))
-        .one(conn)?;
-    Ok(rows)
-}
-
-pub fn record_send(conn: &mut DbConnection, key: &str, now: i64) -> QueryResult<()> {
-    let id = uuid::Uuid::now_v7().to_string();
-    // On PostgreSQL the send and its time in one statement: one round trip.
-    if let DbConnection::Pg(c) = conn {
-        const SQL: &str = "WITH sent AS (INSERT INTO sends (id, destination_key, sent_at) \
-            VALUES ($1, $2, $3)) \
-            UPDATE send_limits SET last_sent_at = $3 WHERE destination_key = $2 \
-            RETURNING 1 AS done";
-        let record = diesel::sql_query(SQL)
-            .bind::<diesel::sql_types::Text, _>(&id)
-            .bind::<diesel::sql_types::Text, _>(key)
-            .bind::<diesel::sql_types::BigInt, _>(now);
-        kept(record).rows(c)?;
-        return Ok(());
-    }
-    diesel::insert_into(sends::table)
-        .values((
-            sends::id.eq(id),
-            sends::destination_key.eq(key),
-            sends::sent_at.eq(now),
+/// Records a send at `now` to the locked row of `key`: `kept` is what the row keeps
+/// of its sends, with this one.
+pub fn record_send(conn: &mut DbConnection, key: &str, now: i64, kept: &Kept) -> QueryResult<()> {
+    let record = diesel::update(send_limits::table.find(key))
+        .set((
+            send_limits::last_sent_at.eq(now),
+            send_limits::recent_sends.eq(&kept.times),
+            send_limits::sends_window_ms.eq(kept.window_ms),
+            send_limits::sends_max.eq(kept.max),
         ))
-        .exec(conn)?;
-    let last_sent = diesel::update(send_limits::table.find(key))
-        .set(send_limits::last_sent_at.eq(now))
         .returning(send_limits::last_sent_at);
-    kept_here!(last_sent).all::<i64>(conn)?;
+    kept_here!(record).all::<i64>(conn)?;
     Ok(())
 }
 
-/// Forgets at most `limit` sends older than `before` (housekeeping; they no longer
-/// count anywhere).
-pub fn prune(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
-    super::delete_batch(conn, ("sends", "id"), "sent_at < ?", before, limit)
-}
-
-/// Forgets at most `limit` lock rows of destinations not sent to since `before`: they
-/// are made again on the next issue. (Databases written before subjects were locked
-/// without a row also hold subjects' rows, which never record a send.)
+/// Forgets at most `limit` rows of destinations not sent to since `before`, with the
+/// sends they hold, which no longer count anywhere: they are made again on the next
+/// issue. (Databases written before subjects were locked without a row also hold
+/// subjects' rows, which never record a send.)
 pub fn prune_idle(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
     let table = ("send_limits", "destination_key");
     super::delete_batch(conn, table, "last_sent_at < ?", before, limit)

@@ -48,14 +48,9 @@ diesel::table! {
     send_limits (destination_key) {
         destination_key -> Text,
         last_sent_at -> BigInt,
-    }
-}
-
-diesel::table! {
-    sends (id) {
-        id -> Text,
-        destination_key -> Text,
-        sent_at -> BigInt,
+        recent_sends -> Text,
+        sends_window_ms -> BigInt,
+        sends_max -> BigInt,
     }
 }
 
@@ -219,7 +214,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     challenges,
     send_limits,
-    sends,
     sessions,
     outbox,
     audit_events,

@@ -11,34 +11,112 @@ use otpgate::db::{ConnectionManager, DatabaseUrl, DbConnection, migrate, now_ms,
 use crate::both;
 use crate::support::*;
 
-async fn migrations_go_up_down_and_up_again(b: Backend) {
+/// Runs `f` on a connection to a new, empty database of backend `b`.
+async fn on_a_new_database(b: Backend, f: impl FnOnce(&mut DbConnection) + Send + 'static) {
     let db = TestDb::new(b);
     let url = db.url.clone();
     tokio::task::spawn_blocking(move || {
         let mut c = ConnectionManager::new(DatabaseUrl::parse(&url).unwrap())
             .establish()
             .unwrap();
-        let applied = migrate(&mut c).unwrap();
-        assert!(!applied.is_empty());
-        assert_eq!(
-            challenges::table.count().get_result::<i64>(&mut c).unwrap(),
-            0
-        );
-        revert_all(&mut c).unwrap();
-        assert!(
-            challenges::table.count().get_result::<i64>(&mut c).is_err(),
-            "tables are gone"
-        );
-        assert_eq!(migrate(&mut c).unwrap(), applied);
-        assert!(migrate(&mut c).unwrap().is_empty(), "nothing left to apply");
-        assert_eq!(
-            outbox_t::table.count().get_result::<i64>(&mut c).unwrap(),
-            0
-        );
+        f(&mut c);
     })
     .await
     .unwrap();
 }
+
+async fn migrations_go_up_down_and_up_again(b: Backend) {
+    on_a_new_database(b, |c| {
+        let applied = migrate(c).unwrap();
+        assert!(!applied.is_empty());
+        assert_eq!(challenges::table.count().get_result::<i64>(c).unwrap(), 0);
+        revert_all(c).unwrap();
+        assert!(
+            challenges::table.count().get_result::<i64>(c).is_err(),
+            "tables are gone"
+        );
+        assert_eq!(migrate(c).unwrap(), applied);
+        assert!(migrate(c).unwrap().is_empty(), "nothing left to apply");
+        assert_eq!(outbox_t::table.count().get_result::<i64>(c).unwrap(), 0);
+    })
+    .await;
+}
+
+/// A database written when each send was a row of `sends` keeps every send through
+/// the migration that moves them into the destinations' rows, and gets them back when
+/// the migration is reverted.
+async fn sends_move_into_their_destinations_rows_and_back(b: Backend) {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_migrations::MigrationHarness;
+    use otpgate::db::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Send {
+        #[diesel(sql_type = Text)]
+        destination_key: String,
+        #[diesel(sql_type = BigInt)]
+        sent_at: i64,
+    }
+    fn exec(c: &mut DbConnection, sql: &str) {
+        diesel::sql_query(sql).execute(c).unwrap();
+    }
+    fn revert_one(c: &mut DbConnection) {
+        match c {
+            DbConnection::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|_| ()),
+            DbConnection::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|_| ()),
+        }
+        .unwrap();
+    }
+    fn sends(c: &mut DbConnection) -> Vec<Send> {
+        let sql = "SELECT destination_key, sent_at FROM sends ORDER BY destination_key, sent_at";
+        diesel::sql_query(sql).load(c).unwrap()
+    }
+    on_a_new_database(b, |c| {
+        migrate(c).unwrap();
+        revert_one(c);
+        // Two sends to "a", whose row exists; one to "b", whose idle row housekeeping
+        // had removed.
+        exec(
+            c,
+            "INSERT INTO send_limits (destination_key, last_sent_at) VALUES ('a', 2000)",
+        );
+        exec(
+            c,
+            "INSERT INTO sends (id, destination_key, sent_at) \
+             VALUES ('1', 'a', 2000), ('2', 'a', 1000), ('3', 'b', 3000)",
+        );
+        let before = sends(c);
+        assert_eq!(migrate(c).unwrap().len(), 1);
+        let rows: Vec<(String, i64, String)> = otpgate::db::schema::send_limits::table
+            .select((
+                otpgate::db::schema::send_limits::destination_key,
+                otpgate::db::schema::send_limits::last_sent_at,
+                otpgate::db::schema::send_limits::recent_sends,
+            ))
+            .order(otpgate::db::schema::send_limits::destination_key)
+            .load(c)
+            .unwrap();
+        let rows: Vec<(String, i64, Vec<i64>)> = rows
+            .into_iter()
+            .map(|(k, last, text)| {
+                let mut times: Vec<i64> = text.split(',').map(|t| t.parse().unwrap()).collect();
+                times.sort();
+                (k, last, times)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a".to_string(), 2000, vec![1000, 2000]),
+                ("b".to_string(), 3000, vec![3000])
+            ]
+        );
+        revert_one(c);
+        assert_eq!(sends(c), before);
+    })
+    .await;
+}
+
+both!(sends_move_into_their_destinations_rows_and_back);
 
 /// Neither the database nor the audit trail holds a code in clear; a message's sealed
 /// text is dropped once it is sent.
@@ -432,11 +510,11 @@ async fn startup_housekeeping_done(app: &TestApp) {
     .await;
 }
 
-/// Housekeeping removes sends outside every window, dead sessions, failed logins
-/// outside the lockout window, and challenges and messages past retention; it keeps
-/// what still counts, and the audit trail.
+/// Housekeeping removes the rows of destinations not sent to within any window, dead
+/// sessions, failed logins outside the lockout window, and challenges and messages
+/// past retention; it keeps what still counts, and the audit trail.
 async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
-    use otpgate::db::schema::{sends, sessions};
+    use otpgate::db::schema::{send_limits, sessions};
     let app = spawn(b).await;
     startup_housekeeping_done(&app).await;
     let old = app.vishnu_login_otp().await;
@@ -462,13 +540,14 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
                     outbox_t::updated_at.eq(long_ago),
                 ))
                 .execute(c)?;
-            diesel::update(
-                sends::table
-                    .filter(sends::sent_at.lt(now))
-                    .filter(sends::id.ne("")),
-            )
-            .set(sends::sent_at.eq(now - 86_401_000))
-            .execute(c)?;
+            // The destinations last sent to a day and a second ago.
+            let day_ago = now - 86_401_000;
+            diesel::update(send_limits::table)
+                .set((
+                    send_limits::last_sent_at.eq(day_ago),
+                    send_limits::recent_sends.eq(day_ago.to_string()),
+                ))
+                .execute(c)?;
             diesel::update(sessions::table)
                 .set(sessions::expires_at.eq(now - 1))
                 .execute(c)?;
@@ -485,10 +564,10 @@ async fn housekeeping_keeps_only_what_still_counts(b: Backend) {
     assert_eq!(
         removed,
         otpgate::core::housekeeping::Removed {
-            sends: 4,
             // Subjects are locked without a row (an advisory lock on PostgreSQL, the
-            // write lock on SQLite), and the destination's row was sent to just now.
-            limit_rows: 0,
+            // write lock on SQLite): the rows are the user's two destinations', the
+            // mobile number's and the email address's.
+            limit_rows: 2,
             sessions: 1,
             capillary_sessions: 0,
             challenges: 1,
@@ -510,7 +589,7 @@ both!(housekeeping_keeps_only_what_still_counts);
 /// old rows than several batches hold are all removed, the recent ones kept.
 async fn housekeeping_removes_more_than_a_batch(b: Backend) {
     use otpgate::core::housekeeping::{BATCH_ROWS, run};
-    use otpgate::db::schema::sends;
+    use otpgate::db::schema::send_limits;
     let app = spawn(b).await;
     startup_housekeeping_done(&app).await;
     let now = now_ms();
@@ -522,15 +601,15 @@ async fn housekeeping_removes_more_than_a_batch(b: Backend) {
                 .map(|i| {
                     let at = if i < old { now - 30 * 86_400_000 } else { now };
                     (
-                        sends::id.eq(format!("bulk-{i}")),
-                        sends::destination_key.eq(format!("d{}", i % 50)),
-                        sends::sent_at.eq(at),
+                        send_limits::destination_key.eq(format!("d{i}")),
+                        send_limits::last_sent_at.eq(at),
+                        send_limits::recent_sends.eq(at.to_string()),
                     )
                 })
                 .collect();
             // Chunks stay below SQLite's limit on bound values per statement.
             for chunk in rows.chunks(300) {
-                otpgate::per_backend!(c, |c| diesel::insert_into(sends::table)
+                otpgate::per_backend!(c, |c| diesel::insert_into(send_limits::table)
                     .values(chunk)
                     .execute(c))?;
             }
@@ -540,9 +619,12 @@ async fn housekeeping_removes_more_than_a_batch(b: Backend) {
         .unwrap();
     let settings = app.app.settings.clone();
     let removed = run(&app.app.db, &settings, now).await.unwrap();
-    assert_eq!(removed.sends, old);
-    assert_eq!(app.count("sends").await, 3);
-    assert_eq!(run(&app.app.db, &settings, now).await.unwrap().sends, 0);
+    assert_eq!(removed.limit_rows, old);
+    assert_eq!(app.count("send_limits").await, 3);
+    assert_eq!(
+        run(&app.app.db, &settings, now).await.unwrap().limit_rows,
+        0
+    );
 }
 
 both!(housekeeping_removes_more_than_a_batch);

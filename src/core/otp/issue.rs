@@ -7,14 +7,16 @@
 //! A decoy ([`super::decoy`]) takes the same path and does the same work, but stores a
 //! hash no code matches and queues nothing: its messages are written already cancelled.
 
+use super::sends::RecentSends;
 use super::{Channel, Destination, IssueRequest, Issued, generate_code, generate_reference};
 use crate::core::audit::{self, Event};
 use crate::core::ids::ChallengeId;
 use crate::core::keys::{Keys, random_bytes, sha256_hex};
 use crate::db::challenges::Challenge;
 use crate::db::issue::{self, Writes};
+use crate::db::limits::{self, Kept};
 use crate::db::outbox::{self, OutboxRow};
-use crate::db::{DbConnection, limits, now_ms, write_transaction};
+use crate::db::{DbConnection, now_ms, write_transaction};
 use crate::delivery::{Message, Templates};
 use crate::error::{Error, Result};
 
@@ -36,19 +38,23 @@ pub fn issue(
             req.destinations.iter().map(|d| d.audit_key(keys)).collect();
         audit_keys.sort();
         audit_keys.dedup();
-        if let Err(e) = check_limits(conn, req, &limit_keys, now)? {
-            let masked: Vec<String> = req.destinations.iter().map(Destination::masked).collect();
-            let event = Event {
-                event: EVENT,
-                outcome: e.kind(),
-                user_id: req.user_id,
-                destination_masked: Some(&masked.join(" and ")),
-                destination_keys: &audit_keys,
-                ..Event::default()
-            };
-            audit::record(conn, event, now)?;
-            return Ok(Err(e));
-        }
+        let recent_sends = match check_limits(conn, req, &limit_keys, now)? {
+            Ok(recent_sends) => recent_sends,
+            Err(e) => {
+                let masked: Vec<String> =
+                    req.destinations.iter().map(Destination::masked).collect();
+                let event = Event {
+                    event: EVENT,
+                    outcome: e.kind(),
+                    user_id: req.user_id,
+                    destination_masked: Some(&masked.join(" and ")),
+                    destination_keys: &audit_keys,
+                    ..Event::default()
+                };
+                audit::record(conn, event, now)?;
+                return Ok(Err(e));
+            }
+        };
         let code = generate_code(req.policy.length);
         let challenge = new_challenge(keys, req, &code, now);
         let messages = messages(keys, templates, req, &challenge, &code, now);
@@ -67,6 +73,7 @@ pub fn issue(
                 now,
                 challenge: &challenge,
                 limit_keys: &limit_keys,
+                recent_sends: &recent_sends,
                 messages: &messages,
                 event: &audit::row(event, now),
                 destination_keys: &audit_keys,
@@ -106,34 +113,43 @@ fn limit_keys(req: &IssueRequest) -> Vec<String> {
 /// resend cooldown and the send limit of each destination. The subject's lock
 /// serialises issues for one user (supersede, then insert); a destination's
 /// serialises its send count. The outer error is a fault; the inner one the limit hit.
+/// Returns what each destination's row is to keep of its sends, with this one, in the
+/// order of `limit_keys`, for [`issue::write`] to record.
 fn check_limits(
     conn: &mut DbConnection,
     req: &IssueRequest,
     limit_keys: &[String],
     now: i64,
-) -> Result<Result<()>> {
+) -> Result<Result<Vec<Kept>>> {
     let p = &req.policy;
     let subject_key = sha256_hex(format!("subject:{}:{}", req.subject, req.purpose).as_bytes());
     let mut locks: Vec<&str> = limit_keys.iter().map(String::as_str).collect();
     locks.push(&subject_key);
     locks.sort_unstable();
+    let mut recent_sends = Vec::with_capacity(limit_keys.len());
     for key in locks {
         if key == subject_key {
             limits::lock_subject(conn, key)?;
             continue;
         }
-        let last = limits::lock_destination(conn, key)?;
+        let locked = limits::lock_destination(conn, key)?;
+        let last = locked.last_sent_at;
         if p.cooldown_ms > 0 && last > 0 && now - last < p.cooldown_ms {
             let retry_after_secs = ceil_secs(last + p.cooldown_ms - now);
             return Ok(Err(Error::ResendCooldown { retry_after_secs }));
         }
-        let (count, oldest) = limits::sends_since(conn, key, now - p.send_window_ms)?;
-        if count >= p.max_sends {
-            let retry_after_secs = ceil_secs(oldest.unwrap_or(now) + p.send_window_ms - now);
+        let sends = RecentSends::parse(
+            &locked.recent_sends,
+            locked.sends_window_ms,
+            locked.sends_max,
+        );
+        if let Some(wait_ms) = sends.wait_ms(now, p.max_sends, p.send_window_ms) {
+            let retry_after_secs = ceil_secs(wait_ms);
             return Ok(Err(Error::SendLimitReached { retry_after_secs }));
         }
+        recent_sends.push(sends.with_send(now, p.max_sends, p.send_window_ms));
     }
-    Ok(Ok(()))
+    Ok(Ok(recent_sends))
 }
 
 /// The new challenge, as it is written (its numeric Id is drawn as it is).

@@ -6,6 +6,7 @@
 pub mod decoy;
 mod issue;
 mod policy;
+pub mod sends;
 mod verify;
 
 pub use crate::core::channel::{Channel, Destination};

@@ -36,11 +36,10 @@ pub(super) fn gateway_settings(
     s.secrets.previous_otp_keys.clear();
     s.secrets.key_file = dir.join("otpgate.key");
     s.otp.channels = vec!["sms".into()];
-    // Every issue still counts the destination's sends within the window. A real
-    // destination has at most `max_sends` there; a bench client sends dozens a second,
-    // so with the 15-minute window each count would read thousands of rows (as each
-    // run on a kept database adds more). One second keeps the count as small as a
-    // real deployment's.
+    // Every issue still counts the destination's sends within the window, which its
+    // row keeps. A real destination has at most `max_sends` there; a bench client
+    // sends dozens a second, so with the 15-minute window each row would hold
+    // thousands of times. One second keeps it to dozens.
     s.otp.max_sends = 1_000_000_000;
     s.otp.send_window_seconds = 1;
     s.otp.resend_cooldown_seconds = 0;

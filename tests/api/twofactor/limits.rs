@@ -60,6 +60,58 @@ async fn limits_expiry_and_lockout(b: Backend) {
     assert_eq!(v["Code"], 6004);
 }
 
+/// A number's sends count for every limit that covers them: a send under a short
+/// window does not make the sends a longer window still counts be forgotten.
+async fn a_short_window_keeps_what_a_longer_one_counts(b: Backend) {
+    use diesel::prelude::*;
+    use otpgate::db::schema::send_limits;
+    let app = spawn(b).await;
+    // 2 per hour, from the request.
+    let mut hourly = create("905320000009", 0);
+    hourly["MaxSMSCount"] = json!(2);
+    hourly["MaxSMSInterval"] = json!(60);
+    assert_eq!(
+        app.tf("CreateTwoFactorSmsOtp", hourly.clone()).await.json()["Success"],
+        true
+    );
+    // That send was 20 minutes ago.
+    let then = otpgate::db::now_ms() - 20 * 60_000;
+    app.app
+        .db
+        .run(move |c| {
+            let rows = diesel::update(send_limits::table)
+                .set((
+                    send_limits::last_sent_at.eq(then),
+                    send_limits::recent_sends.eq(then.to_string()),
+                ))
+                .execute(c)?;
+            assert_eq!(rows, 1);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // The gateway's own limit (5 per 15 minutes) does not count it, and sends.
+    let plain = create("905320000009", 0);
+    assert_eq!(
+        app.tf("CreateTwoFactorSmsOtp", plain).await.json()["Success"],
+        true
+    );
+    // The hourly limit still counts both: the older leaves the hour in 40 minutes.
+    let v = app.tf("CreateTwoFactorSmsOtp", hourly).await.json();
+    assert_eq!(
+        (v["Success"].clone(), v["Code"].clone()),
+        (json!(false), json!(4000)),
+        "{v}"
+    );
+    let message = v["ExceptionMessage"].as_str().unwrap();
+    assert!(
+        ["2399", "2400"]
+            .iter()
+            .any(|s| message.contains(&format!("try again in {s} seconds"))),
+        "{message}"
+    );
+}
+
 /// IsSync waits for the SMS to be handed over, and reports a failure to send.
 async fn synchronous_send_reports_failure(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -111,6 +163,7 @@ async fn parallel_codes_for_one_customer_leave_one_open(b: Backend) {
 
 both!(
     limits_expiry_and_lockout,
+    a_short_window_keeps_what_a_longer_one_counts,
     synchronous_send_reports_failure,
     parallel_codes_for_one_customer_leave_one_open
 );

@@ -21,7 +21,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::config::Settings;
 use crate::db::schema::{
-    audit_destinations, audit_events, challenges, outbox, send_limits, sends, sessions, users,
+    audit_destinations, audit_events, challenges, outbox, send_limits, sessions, users,
 };
 use crate::db::{ConnectionManager, DatabaseUrl, DbConnection};
 use rows::{Block, History, Plan, Rules};
@@ -42,13 +42,12 @@ const MAX_BINDS: usize = 30_000;
 /// History cycles made (and written) per block.
 const CYCLES_PER_BLOCK: usize = 20_000;
 /// The tables a prefill fills.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 7] = [
     "users",
     "challenges",
     "outbox",
     "audit_events",
     "audit_destinations",
-    "sends",
     "send_limits",
     "sessions",
 ];
@@ -328,13 +327,12 @@ fn write(conn: &mut DbConnection, block: Block, counts: &mut Counts) -> QueryRes
     };
     match block {
         Block::Users(u) => add("users", bulk!(conn, users::table, u, 15)),
-        Block::Limits(l) => add("send_limits", bulk!(conn, send_limits::table, l, 2)),
+        Block::Limits(l) => add("send_limits", bulk!(conn, send_limits::table, l, 5)),
         Block::History(History {
             challenges: ch,
             messages,
             events,
             destinations,
-            sends: s,
             sessions: se,
         }) => {
             // The numeric Id is not part of a challenge's own insert (see
@@ -353,7 +351,6 @@ fn write(conn: &mut DbConnection, block: Block, counts: &mut Counts) -> QueryRes
                 "audit_destinations",
                 bulk!(conn, audit_destinations::table, destinations, 4),
             );
-            add("sends", bulk!(conn, sends::table, s, 3));
             add("sessions", bulk!(conn, sessions::table, se, 7));
         }
     }

@@ -3,9 +3,9 @@
 //!
 //! What a site running housekeeping every five minutes holds: every challenge, message
 //! and audit event of the history (challenges and messages go only after
-//! `retention_days`, audit events never), but only the sends still inside the longest
-//! send window, the send-limit rows of destinations sent to within it, and the
-//! sessions still live at the end.
+//! `retention_days`, audit events never), the send-limit rows of destinations sent to
+//! within the longest send window, each with its sends within it, and the sessions
+//! still live at the end.
 
 use diesel::prelude::*;
 use rand::Rng;
@@ -17,7 +17,7 @@ use crate::core::sessions;
 use crate::db::audit::AuditEvent;
 use crate::db::challenges::Challenge;
 use crate::db::outbox::{OutboxRow, SENT};
-use crate::db::schema::{audit_destinations, outbox, send_limits, sends};
+use crate::db::schema::{audit_destinations, outbox, send_limits};
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
 
@@ -48,21 +48,17 @@ pub struct AuditDestination {
     pub transaction_id: Option<String>,
 }
 
-/// A send, as `db::limits::record_send` writes it.
-#[derive(Insertable)]
-#[diesel(table_name = sends)]
-pub struct SendRow {
-    pub id: String,
-    pub destination_key: String,
-    pub sent_at: i64,
-}
-
-/// A destination's lock row with its last send.
+/// A destination's send-limit row, as `db::limits::record_send` writes it: its last
+/// send, and its sends within the longest window, as a policy of that window keeps
+/// them.
 #[derive(Insertable)]
 #[diesel(table_name = send_limits)]
 pub struct LimitRow {
     pub destination_key: String,
     pub last_sent_at: i64,
+    pub recent_sends: String,
+    pub sends_window_ms: i64,
+    pub sends_max: i64,
 }
 
 /// What the writer inserts, a block at a time.
@@ -78,7 +74,6 @@ pub struct History {
     pub messages: Vec<SentMessage>,
     pub events: Vec<AuditEvent>,
     pub destinations: Vec<AuditDestination>,
-    pub sends: Vec<SendRow>,
     pub sessions: Vec<Session>,
 }
 
@@ -172,6 +167,8 @@ pub struct Rules {
     pub idle_ms: i64,
     /// Sends older than this are gone (housekeeping's window).
     pub keep_sends_from: i64,
+    /// The send limit the rows were counted under.
+    pub max_sends: i64,
 }
 
 impl Rules {
@@ -185,6 +182,7 @@ impl Rules {
             lifetime_ms: s.session.lifetime_seconds * 1000,
             idle_ms: s.session.idle_timeout_minutes * 60_000,
             keep_sends_from: end_ms - keep_sends_ms,
+            max_sends: s.otp.max_sends,
         }
     }
 }
@@ -292,13 +290,6 @@ pub fn history(
             channel: None,
             request_id: Some(v7(verify_at).simple().to_string()),
         });
-        if at >= rules.keep_sends_from {
-            h.sends.push(SendRow {
-                id: v7(at).to_string(),
-                destination_key: dest.limit_key(None),
-                sent_at: at,
-            });
-        }
         let session_live = verified_at + rules.lifetime_ms > plan.end_ms
             && verified_at + rules.idle_ms > plan.end_ms;
         if verified && session_live {
@@ -316,25 +307,33 @@ pub fn history(
     h
 }
 
-/// The send-limit rows: each user's last send, when it is inside the window.
+/// The send-limit rows: each user's sends inside the window, when there are any.
 pub fn limits(plan: &Plan, rules: &Rules) -> Vec<LimitRow> {
-    let mut last: std::collections::HashMap<u32, i64> = Default::default();
+    let mut sent: std::collections::HashMap<u32, Vec<i64>> = Default::default();
     for i in (0..plan.cycles()).rev() {
         let at = plan.at(i);
         if at < rules.keep_sends_from {
             break;
         }
-        last.entry(plan.user_of[i]).or_insert(at);
+        sent.entry(plan.user_of[i]).or_default().push(at);
     }
-    let mut rows: Vec<LimitRow> = last
+    let window_ms = plan.end_ms - rules.keep_sends_from;
+    let mut rows: Vec<LimitRow> = sent
         .into_iter()
-        .map(|(n, at)| LimitRow {
-            destination_key: Destination {
-                channel: Channel::Sms,
-                address: users::international(&mobile(u64::from(n)), "91"),
+        .map(|(n, mut times)| {
+            times.reverse();
+            let text: Vec<String> = times.iter().map(i64::to_string).collect();
+            LimitRow {
+                destination_key: Destination {
+                    channel: Channel::Sms,
+                    address: users::international(&mobile(u64::from(n)), "91"),
+                }
+                .limit_key(None),
+                last_sent_at: times.last().copied().unwrap_or_default(),
+                recent_sends: text.join(","),
+                sends_window_ms: window_ms,
+                sends_max: rules.max_sends,
             }
-            .limit_key(None),
-            last_sent_at: at,
         })
         .collect();
     rows.sort_by(|a, b| a.destination_key.cmp(&b.destination_key));
@@ -362,6 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn each_limit_row_holds_its_users_sends_of_the_window() {
+        // Two days of 5 users: only the last day's sends are kept.
+        let end = 86_400_000 * 100;
+        let plan = Plan::new(5, 2, 0.01, end);
+        let rules = Rules::new(&Settings::default(), end);
+        let rows = limits(&plan, &rules);
+        assert_eq!(rows.len(), 5);
+        let mut kept = 0;
+        for r in &rows {
+            let times: Vec<i64> = r
+                .recent_sends
+                .split(',')
+                .map(|t| t.parse().unwrap())
+                .collect();
+            assert!(times.is_sorted(), "{}", r.recent_sends);
+            assert!(times.iter().all(|t| *t >= rules.keep_sends_from));
+            assert_eq!(times.last(), Some(&r.last_sent_at));
+            assert_eq!(r.sends_window_ms, end - rules.keep_sends_from);
+            kept += times.len();
+        }
+        let inside = (0..plan.cycles())
+            .filter(|i| plan.at(*i) >= rules.keep_sends_from)
+            .count();
+        assert_eq!(kept, inside);
+        assert!(inside > 0 && inside < plan.cycles());
+    }
+
+    #[test]
     fn at_most_the_last_code_of_a_user_is_open() {
         let end = 86_400_000 * 100;
         let plan = Plan::new(5, 1, 0.01, end);
@@ -384,8 +411,7 @@ mod tests {
                 .iter()
                 .all(|m| m.row.payload.is_none() && m.row.state == SENT)
         );
-        // Only the last day's sends are kept, and only live sessions.
-        assert!(h.sends.iter().all(|s| s.sent_at >= rules.keep_sends_from));
+        // Only live sessions are kept.
         assert!(h.sessions.iter().all(|s| s.expires_at > end));
     }
 }
