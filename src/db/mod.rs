@@ -543,6 +543,33 @@ where
     }
 }
 
+/// Whether each statement on `conn` commits by itself: PostgreSQL outside a
+/// transaction. A statement is atomic there on its own, so work that is one statement
+/// needs neither BEGIN nor COMMIT, two of its three round trips to the server. On
+/// SQLite every write goes through [`write_transaction`] (`BEGIN IMMEDIATE`, or a
+/// savepoint in the writer's batch).
+pub fn autocommits(conn: &mut DbConnection) -> bool {
+    matches!(conn, DbConnection::Pg(_)) && depth(conn) == Ok(0)
+}
+
+/// Runs `f`, which writes with `statements` statements, atomically: one statement
+/// where the connection [`autocommits`] runs as it is, anything else in a
+/// [`write_transaction`].
+pub fn atomically<T, E, F>(
+    conn: &mut DbConnection,
+    statements: usize,
+    f: F,
+) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if statements == 1 && autocommits(conn) {
+        return f(conn);
+    }
+    write_transaction(conn, f)
+}
+
 /// Milliseconds since the Unix epoch, UTC: the one time representation in storage.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

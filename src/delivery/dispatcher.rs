@@ -13,7 +13,7 @@ use crate::core::channel::Channel;
 use crate::core::keys::Keys;
 use crate::db::outbox::{self, OutboxRow};
 use crate::db::provider_status;
-use crate::db::{Db, now_ms, write_transaction};
+use crate::db::{Db, atomically, now_ms};
 
 /// How often sealed texts of failed messages whose code no longer works are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -210,8 +210,9 @@ impl Dispatcher {
         }
     }
 
-    /// Records outcomes in one transaction. A failure leaves the messages claimed:
-    /// they are sent again once their lease runs out.
+    /// Records outcomes atomically: in one transaction, or as the one update they
+    /// usually are. A failure leaves the messages claimed: they are sent again once
+    /// their lease runs out.
     async fn record(&self, done: Vec<Done>) {
         if done.is_empty() {
             return;
@@ -220,43 +221,48 @@ impl Dispatcher {
         let recorded = self
             .db
             .run_as("outbox_record", move |c| {
-                write_transaction(c, |c| {
-                    let now = now_ms();
-                    // One update per claim, provider and reference: the messages a
-                    // provider took without one go together.
-                    let mut sent: HashMap<(&str, &str, Option<&str>), Vec<&str>> =
-                        HashMap::new();
-                    for Done { claimed, outcome } in &done {
-                        let Claimed {
-                            row, expires_at, ..
-                        } = claimed;
-                        match outcome {
-                            Outcome::Sent { provider, reference } => {
-                                sent.entry((
-                                    row.claimed_by.as_deref().unwrap_or_default(),
-                                    provider.as_str(),
-                                    reference.as_deref(),
-                                ))
-                                .or_default()
-                                .push(row.id.as_str());
-                            }
-                            Outcome::Failed(err) => {
-                                let attempt = row.attempts + 1;
-                                let retry = retry_at(
-                                    &settings,
-                                    attempt,
-                                    row.challenge_id.is_some(),
-                                    *expires_at,
-                                    now,
-                                );
-                                match retry {
-                                    Some(at) => tracing::info!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, retry_in_ms = at - now, error = %err, "message not sent; it will be retried"),
-                                    None => tracing::warn!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, error = %err, "message failed after the last attempt"),
-                                }
-                                let claim = row.claimed_by.as_deref().unwrap_or_default();
-                                outbox::mark_attempt_failed(c, &row.id, claim, err, retry, now)?;
-                            }
+                let now = now_ms();
+                // One update per claim, provider and reference: the messages a
+                // provider took without one go together.
+                let mut sent: HashMap<(&str, &str, Option<&str>), Vec<&str>> = HashMap::new();
+                let mut failed = Vec::new();
+                for Done { claimed, outcome } in &done {
+                    let Claimed {
+                        row, expires_at, ..
+                    } = claimed;
+                    match outcome {
+                        Outcome::Sent { provider, reference } => {
+                            sent.entry((
+                                row.claimed_by.as_deref().unwrap_or_default(),
+                                provider.as_str(),
+                                reference.as_deref(),
+                            ))
+                            .or_default()
+                            .push(row.id.as_str());
                         }
+                        Outcome::Failed(err) => {
+                            let attempt = row.attempts + 1;
+                            let retry = retry_at(
+                                &settings,
+                                attempt,
+                                row.challenge_id.is_some(),
+                                *expires_at,
+                                now,
+                            );
+                            match retry {
+                                Some(at) => tracing::info!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, retry_in_ms = at - now, error = %err, "message not sent; it will be retried"),
+                                None => tracing::warn!(message_id = %row.id, channel = %row.channel, to = %row.destination_masked, attempt, error = %err, "message failed after the last attempt"),
+                            }
+                            failed.push((row, err, retry));
+                        }
+                    }
+                }
+                // Usually one update for every message: then no transaction is needed
+                // around it on PostgreSQL.
+                atomically(c, failed.len() + sent.len(), |c| {
+                    for (row, err, retry) in failed {
+                        let claim = row.claimed_by.as_deref().unwrap_or_default();
+                        outbox::mark_attempt_failed(c, &row.id, claim, err, retry, now)?;
                     }
                     for ((claim, provider, reference), ids) in sent {
                         outbox::mark_sent(c, &ids, claim, provider, reference, now)?;

@@ -60,10 +60,10 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
                 purposes: &["twofactor", "remind_password"],
                 allow_revalidate: input.allow_revalidate,
             };
+            if !input.want_change_request_id {
+                return otp::verify(c, &keys, &req).map(|v| (v, None));
+            }
             otp::verify_then(c, &keys, &req, |c, v| {
-                if !input.want_change_request_id {
-                    return Ok(None);
-                }
                 let proposed = uuid::Uuid::new_v4().to_string();
                 Ok(Some(challenges::change_request_id(
                     c,

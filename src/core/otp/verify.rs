@@ -5,7 +5,7 @@ use crate::core::audit::{self, Event};
 use crate::core::ids::{ChallengeId, UserId};
 use crate::core::keys::Keys;
 use crate::db::challenges::{self, Challenge};
-use crate::db::{DbConnection, now_ms, write_transaction};
+use crate::db::{DbConnection, autocommits, now_ms, write_transaction};
 use crate::error::{Error, Result};
 
 const EVENT: &str = "otp.verify";
@@ -14,7 +14,19 @@ const EVENT: &str = "otp.verify";
 /// wrong attempts never exceed the challenge's maximum (see
 /// [`challenges::spend_attempt`]). Expired, consumed, superseded and locked challenges
 /// each fail with their own error.
+///
+/// The right code for an open challenge is one statement. Where the connection
+/// [`autocommits`] (PostgreSQL), it is tried first on its own, atomic by itself,
+/// without the round trips of BEGIN and COMMIT; anything else then takes the
+/// transaction below.
 pub fn verify(conn: &mut DbConnection, keys: &Keys, req: &VerifyRequest) -> Result<Verified> {
+    if autocommits(conn) {
+        let now = now_ms();
+        if let Some(c) = consume_if_right(conn, keys, req, now)? {
+            return succeed(conn, &c, Succeeded::Audited, now, |_, _| Ok(())).map(|(v, ())| v);
+        }
+        return verified(conn, keys, req, false, |_, _| Ok(())).map(|(v, ())| v);
+    }
     verify_then(conn, keys, req, |_, _| Ok(())).map(|(v, ())| v)
 }
 
@@ -27,11 +39,23 @@ pub fn verify_then<T>(
     req: &VerifyRequest,
     then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
 ) -> Result<(Verified, T)> {
+    verified(conn, keys, req, true, then)
+}
+
+/// [`verify_then`]; `try_right` false when the right code's one statement was tried
+/// already, and changed nothing.
+fn verified<T>(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    req: &VerifyRequest,
+    try_right: bool,
+    then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
+) -> Result<(Verified, T)> {
     write_transaction(conn, |conn| -> Result<Result<(Verified, T)>> {
         let now = now_ms();
         // The right code, for an open challenge of the caller's, is one statement.
         // Anything else changes nothing there and is told apart below.
-        if let Some(c) = consume_if_right(conn, keys, req, now)? {
+        if try_right && let Some(c) = consume_if_right(conn, keys, req, now)? {
             return succeed(conn, &c, Succeeded::Audited, now, then).map(Ok);
         }
         let Some(c) = challenges::find(conn, req.transaction_id.as_str())? else {
