@@ -66,63 +66,54 @@ pub fn claim_due(
     lease_until: i64,
     limit: i64,
 ) -> QueryResult<Claim> {
-    if crate::db::autocommits(conn) {
-        return claim_and_sort(conn, claim, now, lease_until, limit);
-    }
-    crate::db::write_transaction(conn, |conn| {
-        claim_and_sort(conn, claim, now, lease_until, limit)
-    })
-}
-
-/// Claims, then fails the messages whose code can no longer be used.
-fn claim_and_sort(
-    conn: &mut DbConnection,
-    claim: &str,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-) -> QueryResult<Claim> {
-    let rows = match conn {
-        DbConnection::Pg(c) => claim_pg(c, claim, now, lease_until, limit)?,
-        DbConnection::Sqlite(_) => claim_sqlite(conn, claim, now, lease_until, limit)?,
-    };
-    let mut taken = Claim::default();
-    for (row, code) in rows {
-        if row.challenge_id.is_none() {
-            taken.live.push(ClaimedRow { row, code: None });
-            continue;
-        }
-        let usable = match code {
-            None => Err(CODE_GONE),
-            Some((_, _, Some(_), _)) => Err(CODE_USED),
-            Some((_, _, _, Some(_))) => Err(CODE_SUPERSEDED),
-            Some((org, expires_at, None, None)) if expires_at > now => Ok((org, expires_at)),
-            Some(_) => Err(CODE_EXPIRED),
+    // Claims, then fails the messages whose code can no longer be used.
+    let claim_and_sort = |conn: &mut DbConnection| -> QueryResult<Claim> {
+        let rows = match conn {
+            DbConnection::Pg(c) => claim_pg(c, claim, now, lease_until, limit)?,
+            DbConnection::Sqlite(_) => claim_sqlite(conn, claim, now, lease_until, limit)?,
         };
-        match usable {
-            Ok(code) => taken.live.push(ClaimedRow {
-                row,
-                code: Some(code),
-            }),
-            Err(reason) => {
-                let why = match &row.last_error {
-                    Some(last) => format!("{reason}; last attempt: {last}"),
-                    None => reason.to_string(),
-                };
-                diesel::update(outbox::table.find(&row.id))
-                    .set((
-                        outbox::state.eq(FAILED),
-                        outbox::payload.eq(None::<Vec<u8>>),
-                        outbox::lease_until.eq(None::<i64>),
-                        outbox::last_error.eq(why),
-                        outbox::updated_at.eq(now),
-                    ))
-                    .exec(conn)?;
-                taken.failed += 1;
+        let mut taken = Claim::default();
+        for (row, code) in rows {
+            if row.challenge_id.is_none() {
+                taken.live.push(ClaimedRow { row, code: None });
+                continue;
+            }
+            let usable = match code {
+                None => Err(CODE_GONE),
+                Some((_, _, Some(_), _)) => Err(CODE_USED),
+                Some((_, _, _, Some(_))) => Err(CODE_SUPERSEDED),
+                Some((org, expires_at, None, None)) if expires_at > now => Ok((org, expires_at)),
+                Some(_) => Err(CODE_EXPIRED),
+            };
+            match usable {
+                Ok(code) => taken.live.push(ClaimedRow {
+                    row,
+                    code: Some(code),
+                }),
+                Err(reason) => {
+                    let why = match &row.last_error {
+                        Some(last) => format!("{reason}; last attempt: {last}"),
+                        None => reason.to_string(),
+                    };
+                    diesel::update(outbox::table.find(&row.id))
+                        .set((
+                            outbox::state.eq(FAILED),
+                            outbox::payload.eq(None::<Vec<u8>>),
+                            outbox::lease_until.eq(None::<i64>),
+                            outbox::last_error.eq(why),
+                            outbox::updated_at.eq(now),
+                        ))
+                        .exec(conn)?;
+                    taken.failed += 1;
+                }
             }
         }
+        Ok(taken)
+    };
+    if crate::db::autocommits(conn) {
+        return claim_and_sort(conn);
     }
-    Ok(taken)
+    crate::db::write_transaction(conn, claim_and_sort)
 }
 
 /// What a claim reads of a message's code: its organisation, expiry, and when it was
