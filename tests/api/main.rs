@@ -19,6 +19,7 @@ mod generate;
 mod lockout;
 mod login_app;
 mod metrics;
+mod migrations;
 mod operations;
 mod record;
 mod replay;
