@@ -7,7 +7,7 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::kept::{kept, kept_here};
+use super::kept::kept_here;
 use super::native::Native;
 use super::schema::send_limits;
 
@@ -81,23 +81,17 @@ pub fn lock_destination(conn: &mut DbConnection, key: &str) -> QueryResult<Locke
     crate::per_backend!(conn, |c| kept_here!(upsert).get_result(c))
 }
 
-/// Serialises the issues of one subject (a user and purpose) until the transaction
-/// ends. On PostgreSQL a transaction-scoped advisory lock on the first 64 bits of
-/// `key`, a SHA-256 in hex: no row is written, so the subject leaves no row versions
-/// behind for vacuum (two subjects sharing 64 bits would only wait on each other). On
-/// SQLite the write lock of `BEGIN IMMEDIATE` already holds every other writer off.
-pub fn lock_subject(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
-    let DbConnection::Pg(c) = conn else {
-        return Ok(());
-    };
-    let bits = key
-        .get(..16)
+/// The lock that serialises the issues of one subject (a user and purpose), for
+/// [`super::write_transaction_locked`]: the first 64 bits of `key`, a SHA-256 in hex.
+/// On PostgreSQL it is a transaction-scoped advisory lock, so no row is written and
+/// the subject leaves no row versions behind for vacuum (two subjects sharing 64 bits
+/// would only wait on each other). Every process computes the same number, so the
+/// lock holds across them.
+pub fn subject_lock(key: &str) -> QueryResult<i64> {
+    key.get(..16)
         .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .ok_or_else(|| diesel::result::Error::QueryBuilderError("a subject key is hex".into()))?;
-    let lock = diesel::sql_query("SELECT 1 AS done FROM pg_advisory_xact_lock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(bits.cast_signed());
-    kept(lock).rows(c)?;
-    Ok(())
+        .map(u64::cast_signed)
+        .ok_or_else(|| diesel::result::Error::QueryBuilderError("a subject key is hex".into()))
 }
 
 /// Records a send at `now` to the locked row of `key`: `kept` is what the row keeps

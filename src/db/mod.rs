@@ -520,13 +520,59 @@ where
     F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    transaction(conn, None, f)
+}
+
+/// A [`write_transaction`] that holds, on PostgreSQL, the transaction-scoped advisory
+/// lock `lock` from its start. `BEGIN` and the lock go to the server together, in one
+/// round trip (a lock that fails ends the transaction it began). On SQLite the write
+/// lock of `BEGIN IMMEDIATE` already holds every other writer off.
+pub fn write_transaction_locked<T, E, F>(
+    conn: &mut DbConnection,
+    lock: i64,
+    f: F,
+) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    transaction(conn, Some(lock), f)
+}
+
+fn transaction<T, E, F>(
+    conn: &mut DbConnection,
+    lock: Option<i64>,
+    f: F,
+) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     let nested = depth(conn) != Ok(0);
-    match conn {
-        DbConnection::Sqlite(c) if !nested => {
+    match (&mut *conn, lock) {
+        (DbConnection::Sqlite(c), _) if !nested => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
         }
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction(c)?,
-        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+        (DbConnection::Sqlite(c), _) => AnsiTransactionManager::begin_transaction(c)?,
+        (DbConnection::Pg(c), None) => AnsiTransactionManager::begin_transaction(c)?,
+        // The lock is a number, written into the statement: a statement with a
+        // parameter cannot share a round trip with another.
+        (DbConnection::Pg(c), Some(lock)) if !nested => {
+            let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({lock})");
+            if let Err(e) = AnsiTransactionManager::begin_transaction_sql(c, &sql) {
+                let _ = c.batch_execute("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+        (DbConnection::Pg(c), Some(lock)) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+            let statement = diesel::sql_query("SELECT 1 AS done FROM pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(lock);
+            if let Err(e) = kept::kept(statement).rows(c) {
+                AnsiTransactionManager::rollback_transaction(c)?;
+                return Err(e.into());
+            }
+        }
     }
     match f(conn) {
         Ok(value) => {

@@ -16,7 +16,7 @@ use crate::db::challenges::Challenge;
 use crate::db::issue::{self, Writes};
 use crate::db::limits::{self, Kept};
 use crate::db::outbox::{self, OutboxRow};
-use crate::db::{DbConnection, now_ms, write_transaction};
+use crate::db::{DbConnection, now_ms, write_transaction_locked};
 use crate::delivery::{Message, Templates};
 use crate::error::{Error, Result};
 
@@ -31,7 +31,11 @@ pub fn issue(
     if req.destinations.is_empty() {
         return Err(Error::NoDestination);
     }
-    write_transaction(conn, |conn| -> Result<Result<Issued>> {
+    // The subject's lock, held from the transaction's start, serialises its issues
+    // (the supersede of its open challenge, then the insert of the new one).
+    let subject_key = sha256_hex(format!("subject:{}:{}", req.subject, req.purpose).as_bytes());
+    let subject_lock = limits::subject_lock(&subject_key)?;
+    write_transaction_locked(conn, subject_lock, |conn| -> Result<Result<Issued>> {
         let now = now_ms();
         let limit_keys = limit_keys(req);
         let mut audit_keys: Vec<String> =
@@ -109,12 +113,13 @@ fn limit_keys(req: &IssueRequest) -> Vec<String> {
     keys
 }
 
-/// Locks the subject and every destination in one fixed order, then checks the
-/// resend cooldown and the send limit of each destination. The subject's lock
-/// serialises issues for one user (supersede, then insert); a destination's
-/// serialises its send count. The outer error is a fault; the inner one the limit hit.
-/// Returns what each destination's row is to keep of its sends, with this one, in the
-/// order of `limit_keys`, for [`issue::write`] to record.
+/// Locks every destination, in the order of `limit_keys`, then checks the resend
+/// cooldown and the send limit of each. A destination's lock serialises its send
+/// count. Each issue holds its subject's lock first and then takes the destinations'
+/// in one fixed order, so concurrent issues cannot deadlock. The outer error is a
+/// fault; the inner one the limit hit. Returns what each destination's row is to keep
+/// of its sends, with this one, in the order of `limit_keys`, for [`issue::write`] to
+/// record.
 fn check_limits(
     conn: &mut DbConnection,
     req: &IssueRequest,
@@ -122,16 +127,8 @@ fn check_limits(
     now: i64,
 ) -> Result<Result<Vec<Kept>>> {
     let p = &req.policy;
-    let subject_key = sha256_hex(format!("subject:{}:{}", req.subject, req.purpose).as_bytes());
-    let mut locks: Vec<&str> = limit_keys.iter().map(String::as_str).collect();
-    locks.push(&subject_key);
-    locks.sort_unstable();
     let mut recent_sends = Vec::with_capacity(limit_keys.len());
-    for key in locks {
-        if key == subject_key {
-            limits::lock_subject(conn, key)?;
-            continue;
-        }
+    for key in limit_keys {
         let locked = limits::lock_destination(conn, key)?;
         let last = locked.last_sent_at;
         if p.cooldown_ms > 0 && last > 0 && now - last < p.cooldown_ms {

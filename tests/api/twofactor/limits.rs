@@ -161,6 +161,64 @@ async fn parallel_codes_for_one_customer_leave_one_open(b: Backend) {
     assert_eq!(app.count(open).await, 1);
 }
 
+/// On PostgreSQL an issue takes its customer's lock in the round trip of its BEGIN. A
+/// wait for that lock that is cancelled (by an administrator, or a lock timeout) is
+/// answered as the service being unavailable, and leaves no transaction behind on the
+/// pooled connection: the pool's one connection issues the next code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_wait_for_the_customer_lock_leaves_the_connection_usable() {
+    use diesel::prelude::*;
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = spawn_with(Backend::Postgres, |s| s.pool_size = 1).await;
+    let subject = format!("subject:customer:{}:twofactor", super::CUSTOMER);
+    let lock =
+        otpgate::db::limits::subject_lock(&otpgate::core::keys::sha256_hex(subject.as_bytes()))
+            .unwrap();
+    let url = app.app.settings.database_url.clone();
+    let mut holder = PgConnection::establish(&url).unwrap();
+    diesel::sql_query(format!("SELECT pg_advisory_lock({lock})"))
+        .execute(&mut holder)
+        .unwrap();
+    let cancel = tokio::task::spawn_blocking(move || {
+        let mut admin = PgConnection::establish(&url).unwrap();
+        let waiting = "SELECT pg_cancel_backend(pid) FROM pg_locks \
+                       WHERE locktype = 'advisory' AND NOT granted";
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let cancelled = diesel::sql_query(waiting).execute(&mut admin).unwrap();
+            if cancelled > 0 {
+                return cancelled;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no issue waited for the customer's lock"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let ask = app.tf("CreateTwoFactorSmsOtp", create("905320000021", 0));
+    let waited = tokio::time::timeout(Duration::from_secs(15), ask)
+        .await
+        .expect("the cancelled issue is answered, not run again to wait anew")
+        .json();
+    assert_eq!(cancel.await.unwrap(), 1);
+    assert_eq!(
+        (waited["Success"].clone(), waited["Code"].clone()),
+        (json!(false), json!(4007)),
+        "{waited}"
+    );
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({lock})"))
+        .execute(&mut holder)
+        .unwrap();
+    for gsm in ["905320000021", "905320000022"] {
+        let v = app.tf("CreateTwoFactorSmsOtp", create(gsm, 0)).await.json();
+        assert_eq!(v["Success"], true, "{v}");
+    }
+    assert_eq!(app.count("challenges").await, 2);
+}
+
 both!(
     limits_expiry_and_lockout,
     a_short_window_keeps_what_a_longer_one_counts,
