@@ -560,6 +560,8 @@ where
         (DbConnection::Pg(c), Some(lock)) if !nested => {
             let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({lock})");
             if let Err(e) = AnsiTransactionManager::begin_transaction_sql(c, &sql) {
+                // BEGIN ran if the lock failed: end the aborted transaction, or the
+                // pooled connection would answer nothing but errors.
                 let _ = c.batch_execute("ROLLBACK");
                 return Err(e.into());
             }

@@ -76,3 +76,49 @@ both!(
     parallel_right_codes_succeed_exactly_once,
     parallel_generates_respect_the_send_limit,
 );
+
+/// The lock that serialises a subject's issues on PostgreSQL is held from the start of
+/// the issue's transaction to its end, and no longer: on its own, and inside a
+/// transaction already open, where it lasts until the outer one ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subjects_lock_lasts_as_long_as_its_transaction() {
+    use diesel::prelude::*;
+    use otpgate::db::{
+        ConnectionManager, DatabaseUrl, DbConnection, write_transaction, write_transaction_locked,
+    };
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let url = DatabaseUrl::parse(&db.url).unwrap();
+    tokio::task::spawn_blocking(move || {
+        #[derive(QueryableByName)]
+        struct Held {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let held = |c: &mut DbConnection| -> QueryResult<i64> {
+            let DbConnection::Pg(c) = c else {
+                unreachable!("a PostgreSQL connection")
+            };
+            let query = "SELECT count(*) AS n FROM pg_locks \
+                         WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted";
+            Ok(diesel::sql_query(query).get_result::<Held>(c)?.n)
+        };
+        let mut c = ConnectionManager::new(url).establish().unwrap();
+        let inside = write_transaction_locked(&mut c, 42, |c| held(c)).unwrap();
+        assert_eq!((inside, held(&mut c).unwrap()), (1, 0), "alone");
+        let (inside, after_inner) = write_transaction(&mut c, |c| {
+            let inside = write_transaction_locked(c, 43, |c| held(c))?;
+            Ok::<_, diesel::result::Error>((inside, held(c)?))
+        })
+        .unwrap();
+        assert_eq!(
+            (inside, after_inner, held(&mut c).unwrap()),
+            (1, 1, 0),
+            "inside a transaction"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -183,8 +183,11 @@ async fn a_cancelled_wait_for_the_customer_lock_leaves_the_connection_usable() {
         .unwrap();
     let cancel = tokio::task::spawn_blocking(move || {
         let mut admin = PgConnection::establish(&url).unwrap();
-        let waiting = "SELECT pg_cancel_backend(pid) FROM pg_locks \
-                       WHERE locktype = 'advisory' AND NOT granted";
+        // Other tests' databases share the server: only this one's waits count.
+        let waiting = "SELECT pg_cancel_backend(l.pid) FROM pg_locks l \
+                       JOIN pg_database d ON d.oid = l.database \
+                       WHERE d.datname = current_database() \
+                       AND l.locktype = 'advisory' AND NOT l.granted";
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let cancelled = diesel::sql_query(waiting).execute(&mut admin).unwrap();
