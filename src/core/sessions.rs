@@ -11,7 +11,7 @@
 use crate::config::SessionSettings;
 use crate::core::keys::{random_bytes, sha256_hex};
 use crate::core::users::User;
-use crate::db::sessions::{self, Session};
+use crate::db::sessions::{self, Opening};
 use crate::db::users;
 use crate::db::{Db, DbConnection, now_ms};
 use crate::error::{Error, Result};
@@ -22,21 +22,23 @@ pub fn create(
     device_id: Option<&str>,
     s: &SessionSettings,
 ) -> Result<String> {
-    let now = now_ms();
-    let token = new_token(now);
-    sessions::insert(
-        conn,
-        &Session {
-            token_hash: key(&token),
-            user_id,
-            device_id: device_id.map(str::to_string),
-            created_at: now,
-            expires_at: now + s.lifetime_seconds * 1000,
-            last_seen_at: now,
-            idle_timeout_ms: s.idle_timeout_minutes * 60_000,
-        },
-    )?;
+    let (token, opening) = new_session(device_id, s, now_ms());
+    sessions::insert(conn, &opening.for_user(user_id))?;
     Ok(token)
+}
+
+/// A new session's token and what is stored of it, made at `now`, before the user it
+/// is for is known (a login with a code learns the user as it spends the code).
+pub fn new_session(device_id: Option<&str>, s: &SessionSettings, now: i64) -> (String, Opening) {
+    let token = new_token(now);
+    let opening = Opening {
+        token_hash: key(&token),
+        device_id: device_id.map(str::to_string),
+        created_at: now,
+        expires_at: now + s.lifetime_seconds * 1000,
+        idle_timeout_ms: s.idle_timeout_minutes * 60_000,
+    };
+    (token, opening)
 }
 
 /// Whether a token has the shape of otpgate's own (64 hex digits). Tokens of another

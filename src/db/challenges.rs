@@ -5,6 +5,8 @@ use super::audit::AuditEvent;
 use super::kept::kept_here;
 use super::native::Native;
 use super::schema::challenges;
+use super::sessions::Opening;
+use super::users::User;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = challenges)]
@@ -196,6 +198,51 @@ pub fn consume_right_code(
     Ok(consumed)
 }
 
+/// [`consume_right_code`]'s statement on PostgreSQL, with `$condition` added to the
+/// challenge's conditions and `$then` after the audit event's insert: the consumed row is
+/// `consumed`. Its parameters are `$1` to `$13`, bound by [`bind_consume!`].
+macro_rules! consume_sql {
+    ($condition:literal, $then:literal) => {
+        concat!(
+            "WITH consumed AS (\
+                UPDATE challenges SET attempts = attempts + 1, consumed_at = $3 \
+                WHERE id = $1 AND code_hash = $2 AND consumed_at IS NULL \
+                  AND superseded_at IS NULL AND expires_at > $3 AND attempts < max_attempts \
+                  AND ($4::text IS NULL OR subject = $4) AND (purpose = $5 OR purpose = $6) \
+                  AND (device_id IS NULL OR device_id = $7)",
+            $condition,
+            " RETURNING *), \
+            event AS (\
+                INSERT INTO audit_events (id, at, event, outcome, user_id, transaction_id, \
+                    destination_masked, channel, request_id) \
+                SELECT $8, $9, $10, $11, user_id, id, destination_masked, $12, $13 FROM consumed)",
+            $then
+        )
+    };
+}
+
+/// `sql_query($sql)` with [`consume_sql!`]'s parameters bound.
+macro_rules! bind_consume {
+    ($sql:expr, $id:expr, $code_hash:expr, $who:expr, $now:expr, $event:expr) => {{
+        use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+        let (who, event) = ($who, $event);
+        diesel::sql_query($sql)
+            .bind::<Text, _>($id)
+            .bind::<Binary, _>($code_hash)
+            .bind::<BigInt, _>($now)
+            .bind::<Nullable<Text>, _>(who.subject)
+            .bind::<Text, _>(who.purposes.0)
+            .bind::<Text, _>(who.purposes.1)
+            .bind::<Nullable<Text>, _>(who.device_id)
+            .bind::<Text, _>(&event.id)
+            .bind::<BigInt, _>(event.at)
+            .bind::<Text, _>(&event.event)
+            .bind::<Text, _>(&event.outcome)
+            .bind::<Nullable<Text>, _>(&event.channel)
+            .bind::<Nullable<Text>, _>(&event.request_id)
+    }};
+}
+
 /// [`consume_right_code`]'s statement on PostgreSQL: the same conditions, and the
 /// audit event inserted from the consumed row.
 fn consume_right_code_pg(
@@ -206,33 +253,40 @@ fn consume_right_code_pg(
     now: i64,
     event: &AuditEvent,
 ) -> QueryResult<Option<Challenge>> {
-    use diesel::sql_types::{BigInt, Binary, Nullable, Text};
-    const SQL: &str = "WITH consumed AS (\
-            UPDATE challenges SET attempts = attempts + 1, consumed_at = $3 \
-            WHERE id = $1 AND code_hash = $2 AND consumed_at IS NULL \
-              AND superseded_at IS NULL AND expires_at > $3 AND attempts < max_attempts \
-              AND ($4::text IS NULL OR subject = $4) AND (purpose = $5 OR purpose = $6) \
-              AND (device_id IS NULL OR device_id = $7) \
-            RETURNING *), \
-        event AS (\
-            INSERT INTO audit_events (id, at, event, outcome, user_id, transaction_id, \
-                destination_masked, channel, request_id) \
-            SELECT $8, $9, $10, $11, user_id, id, destination_masked, $12, $13 FROM consumed) \
-        SELECT * FROM consumed";
-    let statement = diesel::sql_query(SQL)
-        .bind::<Text, _>(id)
-        .bind::<Binary, _>(code_hash)
-        .bind::<BigInt, _>(now)
-        .bind::<Nullable<Text>, _>(who.subject)
-        .bind::<Text, _>(who.purposes.0)
-        .bind::<Text, _>(who.purposes.1)
-        .bind::<Nullable<Text>, _>(who.device_id)
-        .bind::<Text, _>(&event.id)
-        .bind::<BigInt, _>(event.at)
-        .bind::<Text, _>(&event.event)
-        .bind::<Text, _>(&event.outcome)
-        .bind::<Nullable<Text>, _>(&event.channel)
-        .bind::<Nullable<Text>, _>(&event.request_id);
+    const SQL: &str = consume_sql!("", " SELECT * FROM consumed");
+    let statement = bind_consume!(SQL, id, code_hash, who, now, event);
+    kept_here!(statement).get_result(c).optional()
+}
+
+/// A login with a right code, on PostgreSQL, in one statement: [`consume_right_code`]
+/// for a challenge issued for a user, and `session` opened for that user. Returns the
+/// user; `None` when any condition fails (the code, the challenge, or a user to log
+/// in), having changed nothing: a code issued for no user stays unspent. A challenge's
+/// user exists while it does (deleting a user deletes their challenges).
+pub fn consume_into_session(
+    c: &mut diesel::PgConnection,
+    id: &str,
+    code_hash: &[u8],
+    who: &Claimant<'_>,
+    now: i64,
+    event: &AuditEvent,
+    session: &Opening,
+) -> QueryResult<Option<User>> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    const SQL: &str = consume_sql!(
+        " AND user_id IS NOT NULL",
+        ", session AS (\
+            INSERT INTO sessions (token_hash, user_id, device_id, created_at, expires_at, \
+                last_seen_at, idle_timeout_ms) \
+            SELECT $14, user_id, $15, $16, $17, $16, $18 FROM consumed) \
+        SELECT users.* FROM consumed JOIN users ON users.id = consumed.user_id"
+    );
+    let statement = bind_consume!(SQL, id, code_hash, who, now, event)
+        .bind::<Text, _>(&session.token_hash)
+        .bind::<Nullable<Text>, _>(&session.device_id)
+        .bind::<BigInt, _>(session.created_at)
+        .bind::<BigInt, _>(session.expires_at)
+        .bind::<BigInt, _>(session.idle_timeout_ms);
     kept_here!(statement).get_result(c).optional()
 }
 

@@ -19,6 +19,30 @@ pub struct Session {
     pub idle_timeout_ms: i64,
 }
 
+/// A session about to be opened for a user not known yet (the one a code logs in).
+pub struct Opening {
+    pub token_hash: String,
+    pub device_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub idle_timeout_ms: i64,
+}
+
+impl Opening {
+    /// The session, opened for `user_id`.
+    pub fn for_user(&self, user_id: i64) -> Session {
+        Session {
+            token_hash: self.token_hash.clone(),
+            user_id,
+            device_id: self.device_id.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_seen_at: self.created_at,
+            idle_timeout_ms: self.idle_timeout_ms,
+        }
+    }
+}
+
 pub fn insert(conn: &mut DbConnection, s: &Session) -> QueryResult<usize> {
     diesel::insert_into(sessions::table).values(s).exec(conn)
 }

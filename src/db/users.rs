@@ -4,7 +4,7 @@ use super::DbConnection;
 use super::native::Native;
 use super::schema::users;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: i64,

@@ -6,8 +6,8 @@ use crate::core::ids::ChallengeId;
 use crate::core::otp::{self, Policy, VerifyRequest};
 use crate::core::sessions;
 use crate::core::users::User;
-use crate::db::users;
-use crate::error::{Error, Result};
+use crate::db::now_ms;
+use crate::error::Result;
 use crate::metrics::OtpEvent;
 use crate::services::caller::{self, Caller};
 use crate::state::AppState;
@@ -42,6 +42,8 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             device_id,
         } => {
             let keys = state.keys.clone();
+            let (token, opening) =
+                sessions::new_session(device_id.as_deref(), &session_settings, now_ms());
             let req = VerifyRequest {
                 transaction_id,
                 code,
@@ -53,22 +55,11 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             let result = state
                 .db
                 .run_as("verify", move |c| {
-                    let (_, login) = otp::verify_then(c, &keys, &req, |c, verified| {
-                        let user = match verified.user_id {
-                            Some(id) => users::find_by_id(c, id.0)?,
-                            None => None,
-                        };
-                        // A code issued for no user (a bare phone number) logs nobody in.
-                        let user = user.ok_or(Error::UnknownTransaction)?;
-                        let device = req.device_id.as_deref();
-                        let token = sessions::create(c, user.id, device, &session_settings)?;
-                        Ok((user, token))
-                    })?;
-                    Ok(login)
+                    otp::verify_login(c, &keys, &req, &opening)
                 })
                 .await;
             state.metrics.otp_result(OtpEvent::Verified, &result);
-            result?
+            (result?, token)
         }
         Input::Password {
             login,

@@ -13,7 +13,7 @@ pub use crate::core::channel::{Channel, Destination};
 pub use decoy::Decoy;
 pub use issue::issue;
 pub use policy::Policy;
-pub use verify::{verify, verify_then};
+pub use verify::{verify, verify_login, verify_then};
 
 use rand::Rng;
 

@@ -4,8 +4,11 @@ use super::{Verified, VerifyRequest};
 use crate::core::audit::{self, Event};
 use crate::core::ids::{ChallengeId, UserId};
 use crate::core::keys::Keys;
-use crate::db::challenges::{self, Challenge};
-use crate::db::{DbConnection, autocommits, now_ms, write_transaction};
+use crate::core::users::User;
+use crate::db::audit::AuditEvent;
+use crate::db::challenges::{self, Challenge, Claimant};
+use crate::db::sessions::{self, Opening};
+use crate::db::{DbConnection, autocommits, now_ms, users, write_transaction};
 use crate::error::{Error, Result};
 
 const EVENT: &str = "otp.verify";
@@ -40,6 +43,46 @@ pub fn verify_then<T>(
     then: impl FnOnce(&mut DbConnection, &Verified) -> Result<T>,
 ) -> Result<(Verified, T)> {
     verified(conn, keys, req, true, then)
+}
+
+/// A login with a code: [`verify_then`], then the challenge's user, with `session`
+/// opened for them in the same transaction. A code issued for no user (a bare phone
+/// number) logs nobody in: [`Error::UnknownTransaction`], and the code stays unspent.
+///
+/// Where the connection [`autocommits`] (PostgreSQL), the right code for an open
+/// challenge of a user who exists is all one statement
+/// ([`challenges::consume_into_session`]): one round trip where the transaction takes
+/// five. Anything else then takes the transaction.
+pub fn verify_login(
+    conn: &mut DbConnection,
+    keys: &Keys,
+    req: &VerifyRequest,
+    session: &Opening,
+) -> Result<User> {
+    let then = |c: &mut DbConnection, v: &Verified| -> Result<User> {
+        let user = match v.user_id {
+            Some(id) => users::find_by_id(c, id.0)?,
+            None => None,
+        };
+        let user = user.ok_or(Error::UnknownTransaction)?;
+        sessions::insert(c, &session.for_user(user.id))?;
+        Ok(user)
+    };
+    if autocommits(conn)
+        && let DbConnection::Pg(pg) = conn
+    {
+        let now = now_ms();
+        if let Some(r) = right_code(keys, req, now) {
+            let consumed = challenges::consume_into_session(
+                pg, r.id, &r.hash, &r.who, now, &r.event, session,
+            )?;
+            if let Some(user) = consumed {
+                return Ok(user);
+            }
+        }
+        return verified(conn, keys, req, false, then).map(|(_, user)| user);
+    }
+    verified(conn, keys, req, true, then).map(|(_, user)| user)
 }
 
 /// [`verify_then`]; `try_right` false when the right code's one statement was tried
@@ -138,19 +181,38 @@ fn consume_if_right(
     req: &VerifyRequest,
     now: i64,
 ) -> Result<Option<Challenge>> {
+    let Some(r) = right_code(keys, req, now) else {
+        return Ok(None);
+    };
+    Ok(challenges::consume_right_code(
+        conn, r.id, &r.hash, &r.who, now, &r.event,
+    )?)
+}
+
+/// What the one statement of a right code checks and writes: the challenge, who may
+/// claim it, the code hashed under the current key, and the audit event of its success
+/// (whose user, transaction and masked destination are the consumed challenge's).
+struct RightCode<'a> {
+    id: &'a str,
+    who: Claimant<'a>,
+    hash: Vec<u8>,
+    event: AuditEvent,
+}
+
+/// [`RightCode`] for the request; `None` for more than two purposes, which only the
+/// slower path checks.
+fn right_code<'a>(keys: &Keys, req: &'a VerifyRequest, now: i64) -> Option<RightCode<'a>> {
     let purposes = match req.purposes {
         [one] => (*one, *one),
         [one, two] => (*one, *two),
-        _ => return Ok(None),
+        _ => return None,
     };
     let id = req.transaction_id.as_str();
-    let who = challenges::Claimant {
+    let who = Claimant {
         subject: req.subject.as_deref(),
         purposes,
         device_id: req.device_id.as_deref().map(str::trim),
     };
-    let hash = keys.code_hash(id, req.code.trim());
-    // Its user, transaction and masked destination are the consumed challenge's.
     let event = audit::row(
         Event {
             event: EVENT,
@@ -159,9 +221,12 @@ fn consume_if_right(
         },
         now,
     );
-    Ok(challenges::consume_right_code(
-        conn, id, &hash, &who, now, &event,
-    )?)
+    Some(RightCode {
+        id,
+        who,
+        hash: keys.code_hash(id, req.code.trim()),
+        event,
+    })
 }
 
 /// How a right code was spent.
