@@ -231,6 +231,39 @@ async fn a_code_sent_before_the_key_changed_still_works(b: Backend) {
     rotated.handle.stop(false).await;
 }
 
+/// A code whose challenge names no user logs nobody in: LoginApp answers as for an
+/// unknown TransactionID, the code stays unspent and no session is opened. Once the
+/// challenge names its user again, the same code logs in.
+async fn a_code_for_no_user_logs_nobody_in_and_stays_unspent(b: Backend) {
+    let app = spawn(b).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "dev-1").await;
+    let code = app.code(&txn, "sms").await;
+    let name_user = |user: &'static str| {
+        app.app.db.run(move |c| {
+            let sql = format!("UPDATE challenges SET user_id = {user}");
+            otpgate::per_backend!(c, |c| diesel::RunQueryDsl::execute(
+                diesel::sql_query(&sql),
+                c
+            ))?;
+            Ok(())
+        })
+    };
+    name_user("NULL").await.unwrap();
+    assert_eq!(
+        app.login_app(&txn, &code, "dev-1").await.errors(),
+        "Invalid TransactionID: no OTP was generated with this TransactionID."
+    );
+    let unspent = "challenges WHERE consumed_at IS NULL AND attempts = 0";
+    assert_eq!(app.count(unspent).await, 1);
+    assert_eq!(app.count("sessions").await, 0);
+
+    name_user("836").await.unwrap();
+    assert!(app.login_app(&txn, &code, "dev-1").await.json()["User"].is_object());
+    assert_eq!(app.count(unspent).await, 0);
+    assert_eq!(app.count("sessions WHERE user_id = 836").await, 1);
+}
+
 both!(
     otp_login_answers_the_user_document_and_a_working_session,
     form_login,
@@ -241,6 +274,7 @@ both!(
     expired_codes_fail,
     device_and_transaction_must_match,
     a_code_sent_before_the_key_changed_still_works,
+    a_code_for_no_user_logs_nobody_in_and_stays_unspent,
 );
 
 /// A TokenID stops working past its lifetime, and past its idle timeout.

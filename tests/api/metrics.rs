@@ -217,6 +217,33 @@ async fn request_and_otp_families_move(b: Backend) {
     }
 }
 
+/// On PostgreSQL a LoginApp with the right code is one statement and no transaction:
+/// the code spent, its audit event and the new session, all or nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_codes_login_is_one_statement_on_postgres() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = spawn(Backend::Postgres).await;
+    app.vishnu().await;
+    let txn = app.login_otp("Vishnu.kumar@syntel.com", "dev-1").await;
+    let code = app.code(&txn, "sms").await;
+    let before = app.scrape().await;
+    assert!(app.login_app(&txn, &code, "dev-1").await.json()["User"].is_object());
+    let after = app.scrape().await;
+    let sent = |family| moved(&before, &after, family, &[("kind", "verify")]);
+    assert_eq!(
+        (
+            sent("otpgate_db_statements_total"),
+            sent("otpgate_db_transactions_total")
+        ),
+        (1.0, 0.0)
+    );
+    assert_eq!(app.count("sessions WHERE user_id = 836").await, 1);
+    let audited = "audit_events WHERE event = 'otp.verify' AND outcome = 'ok'";
+    assert_eq!(app.count(audited).await, 1);
+}
+
 /// Send limits, cool-downs and the throttle count as OTP outcomes.
 async fn limits_and_throttle_are_counted(b: Backend) {
     let app = spawn_with(b, |s| {
