@@ -132,9 +132,18 @@ pub struct Claimant<'a> {
     pub device_id: Option<&'a str>,
 }
 
+/// A right code, as its one statement checks and records it: the challenge's id, the
+/// code's keyed hash, who claims it, and the audit event of its success.
+pub struct RightCode<'a> {
+    pub id: &'a str,
+    pub code_hash: Vec<u8>,
+    pub who: Claimant<'a>,
+    pub event: AuditEvent,
+}
+
 /// A right code's whole check in one statement: consumes the challenge (one attempt
-/// spent) when `code_hash` is the hash it stores and it is open, unexpired, has an
-/// attempt left and is the claimant's, and writes `event`, the audit event of its
+/// spent) when `code.code_hash` is the hash it stores and it is open, unexpired, has an
+/// attempt left and is the claimant's, and writes `code.event`, the audit event of its
 /// success, whose user, transaction and masked destination are taken from the
 /// challenge. Returns it as consumed; `None` when any condition fails, having changed
 /// nothing, so that the caller can find out which. On PostgreSQL the event is written
@@ -144,20 +153,23 @@ pub struct Claimant<'a> {
 /// comparison whose time depends on them gives nothing away.
 pub fn consume_right_code(
     conn: &mut DbConnection,
-    id: &str,
-    code_hash: &[u8],
-    who: &Claimant<'_>,
+    code: &RightCode<'_>,
     now: i64,
-    event: &AuditEvent,
 ) -> QueryResult<Option<Challenge>> {
     if let DbConnection::Pg(c) = conn {
-        return consume_right_code_pg(c, id, code_hash, who, now, event);
+        return consume_right_code_pg(c, code, now);
     }
+    let RightCode {
+        id,
+        code_hash,
+        who,
+        event,
+    } = code;
     use diesel::IntoSql;
     use diesel::sql_types::{Nullable, Text};
     let target = challenges::table
         .filter(challenges::id.eq(id))
-        .filter(challenges::code_hash.eq(code_hash))
+        .filter(challenges::code_hash.eq(code_hash.as_slice()))
         .filter(challenges::consumed_at.is_null())
         .filter(challenges::superseded_at.is_null())
         .filter(challenges::expires_at.gt(now))
@@ -223,12 +235,17 @@ macro_rules! consume_sql {
 
 /// `sql_query($sql)` with [`consume_sql!`]'s parameters bound.
 macro_rules! bind_consume {
-    ($sql:expr, $id:expr, $code_hash:expr, $who:expr, $now:expr, $event:expr) => {{
+    ($sql:expr, $code:expr, $now:expr) => {{
         use diesel::sql_types::{BigInt, Binary, Nullable, Text};
-        let (who, event) = ($who, $event);
+        let RightCode {
+            id,
+            code_hash,
+            who,
+            event,
+        } = $code;
         diesel::sql_query($sql)
-            .bind::<Text, _>($id)
-            .bind::<Binary, _>($code_hash)
+            .bind::<Text, _>(*id)
+            .bind::<Binary, _>(code_hash)
             .bind::<BigInt, _>($now)
             .bind::<Nullable<Text>, _>(who.subject)
             .bind::<Text, _>(who.purposes.0)
@@ -247,14 +264,11 @@ macro_rules! bind_consume {
 /// audit event inserted from the consumed row.
 fn consume_right_code_pg(
     c: &mut diesel::PgConnection,
-    id: &str,
-    code_hash: &[u8],
-    who: &Claimant<'_>,
+    code: &RightCode<'_>,
     now: i64,
-    event: &AuditEvent,
 ) -> QueryResult<Option<Challenge>> {
     const SQL: &str = consume_sql!("", " SELECT * FROM consumed");
-    let statement = bind_consume!(SQL, id, code_hash, who, now, event);
+    let statement = bind_consume!(SQL, code, now);
     kept_here!(statement).get_result(c).optional()
 }
 
@@ -265,11 +279,8 @@ fn consume_right_code_pg(
 /// user exists while it does (deleting a user deletes their challenges).
 pub fn consume_into_session(
     c: &mut diesel::PgConnection,
-    id: &str,
-    code_hash: &[u8],
-    who: &Claimant<'_>,
+    code: &RightCode<'_>,
     now: i64,
-    event: &AuditEvent,
     session: &Opening,
 ) -> QueryResult<Option<User>> {
     use diesel::sql_types::{BigInt, Nullable, Text};
@@ -281,7 +292,7 @@ pub fn consume_into_session(
             SELECT $14, user_id, $15, $16, $17, $16, $18 FROM consumed) \
         SELECT users.* FROM consumed JOIN users ON users.id = consumed.user_id"
     );
-    let statement = bind_consume!(SQL, id, code_hash, who, now, event)
+    let statement = bind_consume!(SQL, code, now)
         .bind::<Text, _>(&session.token_hash)
         .bind::<Nullable<Text>, _>(&session.device_id)
         .bind::<BigInt, _>(session.created_at)

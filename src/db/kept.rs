@@ -262,7 +262,13 @@ mod tests {
                         channel: None,
                         request_id: None,
                     };
-                    challenges::consume_right_code(c, "x", &[1; 32], &who, 5, &event).unwrap();
+                    let code = challenges::RightCode {
+                        id: "x",
+                        code_hash: vec![1; 32],
+                        who,
+                        event,
+                    };
+                    challenges::consume_right_code(c, &code, 5).unwrap();
                 }),
             ),
             (

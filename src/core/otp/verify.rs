@@ -5,8 +5,7 @@ use crate::core::audit::{self, Event};
 use crate::core::ids::{ChallengeId, UserId};
 use crate::core::keys::Keys;
 use crate::core::users::User;
-use crate::db::audit::AuditEvent;
-use crate::db::challenges::{self, Challenge, Claimant};
+use crate::db::challenges::{self, Challenge, Claimant, RightCode};
 use crate::db::sessions::{self, Opening};
 use crate::db::{DbConnection, autocommits, now_ms, users, write_transaction};
 use crate::error::{Error, Result};
@@ -72,13 +71,10 @@ pub fn verify_login(
         && let DbConnection::Pg(pg) = conn
     {
         let now = now_ms();
-        if let Some(r) = right_code(keys, req, now) {
-            let consumed = challenges::consume_into_session(
-                pg, r.id, &r.hash, &r.who, now, &r.event, session,
-            )?;
-            if let Some(user) = consumed {
-                return Ok(user);
-            }
+        if let Some(code) = right_code(keys, req, now)
+            && let Some(user) = challenges::consume_into_session(pg, &code, now, session)?
+        {
+            return Ok(user);
         }
         return verified(conn, keys, req, false, then).map(|(_, user)| user);
     }
@@ -181,26 +177,16 @@ fn consume_if_right(
     req: &VerifyRequest,
     now: i64,
 ) -> Result<Option<Challenge>> {
-    let Some(r) = right_code(keys, req, now) else {
+    let Some(code) = right_code(keys, req, now) else {
         return Ok(None);
     };
-    Ok(challenges::consume_right_code(
-        conn, r.id, &r.hash, &r.who, now, &r.event,
-    )?)
+    Ok(challenges::consume_right_code(conn, &code, now)?)
 }
 
-/// What the one statement of a right code checks and writes: the challenge, who may
-/// claim it, the code hashed under the current key, and the audit event of its success
-/// (whose user, transaction and masked destination are the consumed challenge's).
-struct RightCode<'a> {
-    id: &'a str,
-    who: Claimant<'a>,
-    hash: Vec<u8>,
-    event: AuditEvent,
-}
-
-/// [`RightCode`] for the request; `None` for more than two purposes, which only the
-/// slower path checks.
+/// The request's [`RightCode`]: the code hashed under the current key, the audit
+/// event of its success (whose user, transaction and masked destination are the
+/// consumed challenge's). `None` for more than two purposes, which only the slower
+/// path checks.
 fn right_code<'a>(keys: &Keys, req: &'a VerifyRequest, now: i64) -> Option<RightCode<'a>> {
     let purposes = match req.purposes {
         [one] => (*one, *one),
@@ -223,8 +209,8 @@ fn right_code<'a>(keys: &Keys, req: &'a VerifyRequest, now: i64) -> Option<Right
     );
     Some(RightCode {
         id,
+        code_hash: keys.code_hash(id, req.code.trim()),
         who,
-        hash: keys.code_hash(id, req.code.trim()),
         event,
     })
 }
