@@ -290,7 +290,11 @@ pub fn consume_into_session(
             INSERT INTO sessions (token_hash, user_id, device_id, created_at, expires_at, \
                 last_seen_at, idle_timeout_ms) \
             SELECT $14, user_id, $15, $16, $17, $16, $18 FROM consumed) \
-        SELECT users.* FROM consumed JOIN users ON users.id = consumed.user_id"
+        SELECT users.id, users.login_uid, users.login_name, users.login_key, users.user_name, \
+            users.email, users.email_key, users.mobile, users.country_code, users.org_id, \
+            users.org_name, users.domain_id, users.password_hash, users.profile, \
+            users.created_at \
+        FROM consumed JOIN users ON users.id = consumed.user_id"
     );
     let statement = bind_consume!(SQL, code, now)
         .bind::<Text, _>(&session.token_hash)

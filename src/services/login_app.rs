@@ -42,8 +42,6 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             device_id,
         } => {
             let keys = state.keys.clone();
-            let (token, opening) =
-                sessions::new_session(device_id.as_deref(), &session_settings, now_ms());
             let req = VerifyRequest {
                 transaction_id,
                 code,
@@ -55,11 +53,15 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
             let result = state
                 .db
                 .run_as("verify", move |c| {
-                    otp::verify_login(c, &keys, &req, &opening)
+                    let device = req.device_id.as_deref();
+                    let (token, opening) =
+                        sessions::new_session(device, &session_settings, now_ms());
+                    let user = otp::verify_login(c, &keys, &req, &opening)?;
+                    Ok((user, token))
                 })
                 .await;
             state.metrics.otp_result(OtpEvent::Verified, &result);
-            (result?, token)
+            result?
         }
         Input::Password {
             login,
