@@ -285,9 +285,14 @@ impl Db {
     /// A connection that turns out to be dead (the server restarted, a proxy or
     /// firewall dropped it, an administrator terminated it) fails the work before
     /// anything is committed; the work is then run once more on a connection that
-    /// answers. Work whose commit was sent is never run again: whether it committed
-    /// cannot be known. Connections are therefore not tested when taken from the
-    /// pool, which would cost every request a round trip.
+    /// answers. Work whose COMMIT was sent is never run again: whether it committed
+    /// cannot be known. A statement that commits by itself (on PostgreSQL, outside a
+    /// transaction; see [`autocommits`]) is not counted as one: each is written to be
+    /// safe to run twice (a code is spent only while it is open, a message is marked
+    /// only by the dispatcher that holds its lease), so a lost answer to one is run
+    /// again, and a login whose code did commit then answers that the code was used.
+    /// Connections are therefore not tested when taken from the pool, which would cost
+    /// every request a round trip.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
         F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
