@@ -32,6 +32,16 @@ async fn otp_login_answers_the_user_document_and_a_working_session(b: Backend) {
     );
     assert_eq!(d["UserLicenseDetails"]["IsSessionKilled"], false);
     assert_eq!(v["User"]["DBDetails"], json!([]));
+    // The session as stored: the device, the lifetime and the idle timeout.
+    let s = &app.app.settings.session;
+    let stored = format!(
+        "sessions WHERE user_id = 836 AND device_id = 'dev-1' \
+         AND expires_at - created_at = {} AND last_seen_at = created_at \
+         AND idle_timeout_ms = {}",
+        s.lifetime_seconds * 1000,
+        s.idle_timeout_minutes * 60_000
+    );
+    assert_eq!(app.count(stored).await, 1);
     // Every field of the seed, in the seed's order.
     let seed: Value =
         serde_json::from_str(&fixture("summit/seed-001-loginapp-response.json")).unwrap();

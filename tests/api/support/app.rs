@@ -266,7 +266,8 @@ impl TestApp {
 
     /// Rows in a table (`"challenges WHERE …"`: those that meet a condition), straight
     /// from the database.
-    pub async fn count(&self, table: &'static str) -> i64 {
+    pub async fn count(&self, table: impl Into<String>) -> i64 {
+        let table = table.into();
         #[derive(QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
