@@ -20,14 +20,11 @@ use crate::state::AppState;
 use crate::upstream::Upstreams;
 use crate::wire::routes::{Match, Route};
 
-/// Threads for blocking work (database calls, password hashing, file writes): one
-/// per pooled connection and hashing slot, and a few for the rest. A blocking task
-/// beyond these would only wait for a connection or a slot, as a thread of its own:
-/// under load, tokio's default of up to 512 such threads cost context switches and a
-/// malloc arena each.
-pub fn blocking_threads(settings: &crate::config::Settings) -> usize {
-    settings.pool_connections() as usize + settings.password_hashing.max_concurrent + 4
-}
+/// Threads for tokio's blocking work (file writes, recordings): a few. Database work
+/// has threads of its own (one per pooled connection, or SQLite's writer), and so
+/// has password hashing (one per hashing slot). Under load, tokio's default of up to
+/// 512 blocking threads cost context switches and a malloc arena each.
+pub const BLOCKING_THREADS: usize = 4;
 
 /// Raises this process's soft limit of open files to the hard limit (once): each
 /// client connection is a file, and the usual soft limit of 1,024 would be reached long

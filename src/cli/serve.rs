@@ -15,7 +15,7 @@ pub(super) fn run(mut settings: Settings, demo: bool) -> Result<(), String> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(crate::startup::blocking_threads(&settings))
+        .max_blocking_threads(crate::startup::BLOCKING_THREADS)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

@@ -1,8 +1,8 @@
 //! Storage: one connection enum for SQLite and PostgreSQL, chosen by the URL scheme,
-//! pooled with r2d2. Blocking Diesel work (`Db::run`) runs on tokio's blocking pool
-//! for PostgreSQL, and for SQLite on the one writer thread that commits the work
-//! arriving together in one transaction (`writer`); a connection is never held
-//! across an `.await`.
+//! pooled with r2d2. Blocking Diesel work (`Db::run`) runs for PostgreSQL on a thread
+//! per pooled connection, taking the work in the order it arrived (`workers`), and for
+//! SQLite on the one writer thread that commits the work arriving together in one
+//! transaction (`writer`); a connection is never held across an `.await`.
 //!
 //! Statements run on the backend's own connection, not through the enum (`native.rs`).
 //! Reads of one row use `one` (`get_result`), not `first`: `first` adds `LIMIT ?`, and
@@ -29,6 +29,7 @@ pub mod twofactor_configs;
 pub mod upstream_keys;
 pub mod users;
 mod work;
+mod workers;
 #[cfg(test)]
 pub(crate) use work::recorded;
 mod writer;
@@ -209,9 +210,18 @@ pub struct Db {
     /// timeout, so clients get their 503 at once.
     reachable: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    threads: Threads,
+}
+
+/// The threads that run the work of [`Db::run`].
+#[derive(Clone)]
+enum Threads {
     /// SQLite: the one thread that writes, committing the work that arrives together
     /// in one transaction ([`writer`]). The pool then serves the command-line tools.
-    writer: Option<Arc<writer::Writer>>,
+    Writer(Arc<writer::Writer>),
+    /// PostgreSQL: a thread per pooled connection, taking the work in the order it
+    /// arrived ([`workers`]).
+    Workers(Arc<workers::Workers>),
 }
 
 /// How long a request waits for a pooled connection while the database answers.
@@ -233,12 +243,15 @@ impl Db {
         migrate(&mut first).map_err(|e| format!("migrations failed: {e}"))?;
         drop(first);
         let reachable = Arc::new(AtomicBool::new(true));
-        let writer = match url {
-            DatabaseUrl::Sqlite(_) => Some(Arc::new(
+        let threads = match url {
+            DatabaseUrl::Sqlite(_) => Threads::Writer(Arc::new(
                 writer::Writer::start(manager.clone())
                     .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?,
             )),
-            DatabaseUrl::Postgres(_) => None,
+            DatabaseUrl::Postgres(_) => Threads::Workers(Arc::new(
+                workers::Workers::start(pool_size)
+                    .map_err(|e| format!("cannot start the database threads: {e}"))?,
+            )),
         };
         let pool = r2d2::Pool::builder()
             .error_handler(Box::new(MarkUnreachable(reachable.clone())))
@@ -253,7 +266,7 @@ impl Db {
             url,
             reachable,
             metrics: Metrics::off(),
-            writer,
+            threads,
         })
     }
 
@@ -280,7 +293,8 @@ impl Db {
         self.url.backend()
     }
 
-    /// Runs blocking database work on the blocking pool with a pooled connection.
+    /// Runs blocking database work with a pooled connection, on a thread of its own
+    /// ([`workers`]; on SQLite, the [`writer`]).
     ///
     /// A connection that turns out to be dead (the server restarted, a proxy or
     /// firewall dropped it, an administrator terminated it) fails the work before
@@ -322,22 +336,33 @@ impl Db {
         F: FnMut(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        if let Some(writer) = &self.writer {
-            return writer.run(kind, self.metrics.clone(), wait, f).await;
-        }
+        let workers = match &self.threads {
+            Threads::Writer(writer) => {
+                return writer.run(kind, self.metrics.clone(), wait, f).await;
+            }
+            Threads::Workers(workers) => workers,
+        };
         let (pool, reachable) = (self.pool.clone(), self.reachable.clone());
         let metrics = self.metrics.clone();
         // The request this work is done for goes with it: its log lines and the audit
         // events it writes name the request.
         let (request, span) = (crate::core::request_id::current(), tracing::Span::current());
-        tokio::task::spawn_blocking(move || {
-            let _span = span.entered();
-            crate::core::request_id::carried(request, || {
-                run_retrying(&pool, &reachable, &metrics, kind, wait, f)
+        let asked = std::time::Instant::now();
+        workers
+            .run(wait, move || {
+                let _span = span.entered();
+                crate::core::request_id::carried(request, || {
+                    let waited = asked.elapsed();
+                    // Work that waited its turn while the database was found to be
+                    // down is answered at once, as it would have been on asking.
+                    if waited >= CONNECTION_WAIT_WHEN_DOWN && !reachable.load(Ordering::Relaxed) {
+                        return Err(Error::Unavailable);
+                    }
+                    let left = wait.saturating_sub(waited).max(CONNECTION_WAIT_WHEN_DOWN);
+                    run_retrying(&pool, &reachable, &metrics, asked, left, kind, f)
+                })
             })
-        })
-        .await
-        .map_err(Error::internal)?
+            .await
     }
 
     /// Whether the database answers a query within `within` (readiness): never
@@ -366,17 +391,18 @@ fn numbered_placeholders(sql: &str) -> String {
 }
 
 /// Runs `f` on a pooled connection (see [`Db::run`]): once more on another connection
-/// when its connection was lost before anything was committed.
+/// when its connection was lost before anything was committed. `asked` is when the
+/// work was asked for: its wait for a turn counts as waiting for a connection.
 fn run_retrying<T>(
     pool: &Pool,
     reachable: &AtomicBool,
     metrics: &Metrics,
-    kind: &'static str,
+    asked: std::time::Instant,
     wait: Duration,
+    kind: &'static str,
     mut f: impl FnMut(&mut DbConnection) -> Result<T>,
 ) -> Result<T> {
-    let asked = std::time::Instant::now();
-    let deadline = asked + wait;
+    let deadline = std::time::Instant::now() + wait;
     let mut conn = checkout(pool, reachable, wait)?;
     let started = std::time::Instant::now();
     metrics.pool_wait((started - asked).as_secs_f64());

@@ -109,7 +109,7 @@ fn check_same_user(user: &User, claimed: &Claimed) -> Result<()> {
 async fn login_code(state: &AppState, l: LoginCode) -> Result<Outcome> {
     let settings = state.settings.clone();
     let reveal = settings.security.reveal_unknown_users;
-    // The look-up and the issue in one trip to the blocking pool.
+    // The look-up and the issue in one piece of database work (`Db::run`).
     let (issued, sent_to) = super::issuing(state, move |c, keys, templates| {
         let user = user_rows::find_by_email(c, &l.email)?
             // The request identifies the user; it never decides where the code goes.

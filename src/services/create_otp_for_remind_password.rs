@@ -34,7 +34,7 @@ pub async fn call(state: &AppState, input: Input) -> Result<Outcome> {
     let settings = state.settings.clone();
     let reveal = settings.security.reveal_unknown_users;
     let login = input.login;
-    // The look-up and the issue in one trip to the blocking pool, as for a decoy.
+    // The look-up and the issue in one piece of database work, as for a decoy.
     let (issued, phone_masked) = super::issuing(state, move |c, keys, templates| {
         let user = user_rows::find_by_login(c, &login)?;
         let request = match user {

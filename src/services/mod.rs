@@ -43,7 +43,7 @@ pub async fn contained<T>(operation: impl Future<Output = Result<T>>) -> (Result
     (result, started.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// The one way operations issue codes: `work` runs in one trip to the blocking pool
+/// The one way operations issue codes: `work` runs as one piece of database work
 /// (typically a look-up, then `otp::issue`, then whatever belongs in the same trip),
 /// and the outbox dispatcher is woken to send what it queued.
 pub(crate) async fn issuing<T, F>(state: &AppState, work: F) -> Result<T>

@@ -1,7 +1,7 @@
 //! One-time passwords: generation, keyed storage, delivery hand-off, verification.
 //!
-//! Everything here is synchronous and takes a database connection; callers run it on
-//! the blocking pool. Each operation is one database transaction.
+//! Everything here is synchronous and takes a database connection; callers run it with
+//! `Db::run`, off the async threads. Each operation is one database transaction.
 
 pub mod decoy;
 mod issue;
