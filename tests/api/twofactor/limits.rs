@@ -161,38 +161,47 @@ async fn parallel_codes_for_one_customer_leave_one_open(b: Backend) {
     assert_eq!(app.count(open).await, 1);
 }
 
-/// On PostgreSQL an issue takes its customer's lock in the round trip of its BEGIN. A
-/// wait for that lock that is cancelled (by an administrator, or a lock timeout) is
-/// answered as the service being unavailable, and leaves no transaction behind on the
-/// pooled connection: the pool's one connection issues the next code.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_wait_for_the_customer_lock_leaves_the_connection_usable() {
+/// The customer's lock, held from a connection of the test's own (PostgreSQL).
+fn hold_customer_lock(app: &TestApp) -> (diesel::PgConnection, i64) {
     use diesel::prelude::*;
-    if postgres_url().is_none() {
-        return;
-    }
-    let app = spawn_with(Backend::Postgres, |s| s.pool_size = 1).await;
     let subject = format!("subject:customer:{}:twofactor", super::CUSTOMER);
     let lock =
         otpgate::db::limits::subject_lock(&otpgate::core::keys::sha256_hex(subject.as_bytes()))
             .unwrap();
-    let url = app.app.settings.database_url.clone();
-    let mut holder = PgConnection::establish(&url).unwrap();
+    let mut holder = PgConnection::establish(&app.app.settings.database_url).unwrap();
     diesel::sql_query(format!("SELECT pg_advisory_lock({lock})"))
         .execute(&mut holder)
         .unwrap();
-    let cancel = tokio::task::spawn_blocking(move || {
+    (holder, lock)
+}
+
+fn release_customer_lock((mut holder, lock): (diesel::PgConnection, i64)) {
+    use diesel::prelude::*;
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({lock})"))
+        .execute(&mut holder)
+        .unwrap();
+}
+
+/// Runs `act` on the server's backends that wait for an advisory lock in the app's
+/// database, as soon as there is one (within ten seconds), and answers how many it
+/// acted on.
+fn on_lock_waiters(app: &TestApp, act: &'static str) -> tokio::task::JoinHandle<usize> {
+    use diesel::prelude::*;
+    let url = app.app.settings.database_url.clone();
+    tokio::task::spawn_blocking(move || {
         let mut admin = PgConnection::establish(&url).unwrap();
         // Other tests' databases share the server: only this one's waits count.
-        let waiting = "SELECT pg_cancel_backend(l.pid) FROM pg_locks l \
-                       JOIN pg_database d ON d.oid = l.database \
-                       WHERE d.datname = current_database() \
-                       AND l.locktype = 'advisory' AND NOT l.granted";
+        let waiting = format!(
+            "SELECT {act} FROM pg_locks l \
+             JOIN pg_database d ON d.oid = l.database \
+             WHERE d.datname = current_database() \
+             AND l.locktype = 'advisory' AND NOT l.granted"
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let cancelled = diesel::sql_query(waiting).execute(&mut admin).unwrap();
-            if cancelled > 0 {
-                return cancelled;
+            let found = diesel::sql_query(&waiting).execute(&mut admin).unwrap();
+            if found > 0 {
+                return found;
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -200,7 +209,21 @@ async fn a_cancelled_wait_for_the_customer_lock_leaves_the_connection_usable() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    });
+    })
+}
+
+/// On PostgreSQL an issue takes its customer's lock in the round trip of its BEGIN. A
+/// wait for that lock that is cancelled (by an administrator, or a lock timeout) is
+/// answered as the service being unavailable, and leaves no transaction behind on the
+/// pooled connection: the pool's one connection issues the next code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_wait_for_the_customer_lock_leaves_the_connection_usable() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = spawn_with(Backend::Postgres, |s| s.pool_size = 1).await;
+    let held = hold_customer_lock(&app);
+    let cancel = on_lock_waiters(&app, "pg_cancel_backend(l.pid)");
     let ask = app.tf("CreateTwoFactorSmsOtp", create("905320000021", 0));
     let waited = tokio::time::timeout(Duration::from_secs(15), ask)
         .await
@@ -212,13 +235,47 @@ async fn a_cancelled_wait_for_the_customer_lock_leaves_the_connection_usable() {
         (json!(false), json!(4007)),
         "{waited}"
     );
-    diesel::sql_query(format!("SELECT pg_advisory_unlock({lock})"))
-        .execute(&mut holder)
-        .unwrap();
+    release_customer_lock(held);
     for gsm in ["905320000021", "905320000022"] {
         let v = app.tf("CreateTwoFactorSmsOtp", create(gsm, 0)).await.json();
         assert_eq!(v["Success"], true, "{v}");
     }
+    assert_eq!(app.count("challenges").await, 2);
+}
+
+/// PostgreSQL: work waits for a connection in the order it asked, and a request whose
+/// turn does not come within the pool's wait (ten seconds) is answered that the
+/// service is unavailable; its work is never done later. Here the pool's one
+/// connection is held by an issue waiting for its customer's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_turn_never_comes_is_busy_and_never_run_later() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = spawn_with(Backend::Postgres, |s| s.pool_size = 1).await;
+    let held = hold_customer_lock(&app);
+    let first = app.tf("CreateTwoFactorSmsOtp", create("905320000031", 0));
+    let (first, waiting) = tokio::join!(first, async {
+        assert_eq!(on_lock_waiters(&app, "l.pid").await.unwrap(), 1);
+        let queued = app.tf("CreateTwoFactorSmsOtp", create("905320000032", 0));
+        let v = tokio::time::timeout(Duration::from_secs(20), queued)
+            .await
+            .expect("a request waiting for its turn is answered within the wait")
+            .json();
+        release_customer_lock(held);
+        v
+    });
+    assert_eq!(
+        (waiting["Success"].clone(), waiting["Code"].clone()),
+        (json!(false), json!(4007)),
+        "{waiting}"
+    );
+    assert_eq!(first.json()["Success"], true, "{}", first.text);
+    // Work asked after the one given up runs; the given-up one has not run.
+    let last = app
+        .tf("CreateTwoFactorSmsOtp", create("905320000033", 0))
+        .await;
+    assert_eq!(last.json()["Success"], true, "{}", last.text);
     assert_eq!(app.count("challenges").await, 2);
 }
 
