@@ -213,10 +213,17 @@ mod tests {
                 .await
             }));
         }
-        let mut names = Vec::new();
-        for a in all {
-            names.push(a.await.unwrap().unwrap().unwrap());
-        }
+        // A thread that kept the queue while running its piece would leave the others
+        // waiting, and this one on the barrier for ever: fail rather than hang.
+        let mut names = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut names = Vec::new();
+            for a in all {
+                names.push(a.await.unwrap().unwrap().unwrap());
+            }
+            names
+        })
+        .await
+        .expect("the three pieces ran at once");
         names.sort();
         assert_eq!(names, ["otpgate-db-0", "otpgate-db-1", "otpgate-db-2"]);
     }
