@@ -178,7 +178,7 @@ impl Metrics {
         );
         r.register(
             "outbox_messages",
-            "Outbox messages by state (refreshed every metrics.refresh_seconds)",
+            "Outbox messages queued, being sent or failed, by state (refreshed every metrics.refresh_seconds)",
             m.outbox.clone(),
         );
         r.register(

@@ -327,11 +327,18 @@ async fn delivery_families_move(b: Backend) {
     app.vishnu_login_otp().await;
     let after = eventually(Duration::from_secs(10), || async {
         let s = app.scrape().await;
-        let sent = value(&s, "otpgate_outbox_messages", &[("state", "sent")]);
-        if sent >= 2.0 {
+        let sent = moved(
+            &before,
+            &s,
+            "otpgate_delivery_attempts_total",
+            &[("result", "sent")],
+        );
+        let waiting = value(&s, "otpgate_outbox_messages", &[]);
+        let oldest = value(&s, "otpgate_outbox_oldest_queued_age_seconds", &[]);
+        if sent >= 2.0 && waiting == 0.0 && oldest == 0.0 {
             Ok(s)
         } else {
-            Err(format!("sent {sent}"))
+            Err(format!("sent {sent}, waiting {waiting}, oldest {oldest}"))
         }
     })
     .await;
@@ -373,11 +380,53 @@ async fn delivery_families_move(b: Backend) {
         ),
         1.0
     );
-    assert_eq!(
-        value(&after, "otpgate_outbox_oldest_queued_age_seconds", &[]),
-        0.0
-    );
     assert!(value(&after, "otpgate_db_pool_connections", &[]) >= 1.0);
+}
+
+/// The outbox gauge counts the messages that wait or failed, by state; sent ones are
+/// counted by the delivery attempts, and no series holds them.
+async fn the_outbox_gauge_shows_failed_messages_and_not_sent_ones(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_file = dir.path().to_path_buf();
+    let gateway = SmsEndpoint::start(0).await;
+    let g = gateway.clone();
+    let app = spawn_with(b, move |s| {
+        s.metrics.refresh_seconds = 1;
+        s.delivery.file_path = not_a_file;
+        s.delivery.max_attempts = 1;
+        s.delivery.providers = vec![sms::json_provider("gateway", &g)];
+        s.delivery.sms = vec!["gateway".into()];
+    })
+    .await;
+    app.vishnu_login_otp().await;
+    let s = eventually(Duration::from_secs(10), || async {
+        let s = app.scrape().await;
+        let failed = value(&s, "otpgate_outbox_messages", &[("state", "failed")]);
+        let sent = value(
+            &s,
+            "otpgate_delivery_attempts_total",
+            &[("provider", "gateway"), ("result", "sent")],
+        );
+        if failed == 1.0 && sent == 1.0 {
+            Ok(s)
+        } else {
+            Err(format!("failed {failed}, sent {sent}"))
+        }
+    })
+    .await;
+    assert_eq!(value(&s, "otpgate_outbox_messages", &[]), 1.0, "{s:?}");
+    let series: Vec<&String> = s
+        .keys()
+        .filter(|k| k.starts_with("otpgate_outbox_messages{"))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            r#"otpgate_outbox_messages{state="failed"}"#,
+            r#"otpgate_outbox_messages{state="queued"}"#,
+            r#"otpgate_outbox_messages{state="sending"}"#,
+        ]
+    );
 }
 
 /// A message nobody can send stays queued: the oldest queued age grows.
@@ -662,6 +711,7 @@ both!(
     limits_and_throttle_are_counted,
     delivery_families_move,
     a_stuck_outbox_shows_its_oldest_message,
+    the_outbox_gauge_shows_failed_messages_and_not_sent_ones,
     upstream_families_move,
     hostile_input_creates_no_new_series,
     the_bearer_token_is_required_when_set,
