@@ -22,6 +22,15 @@ where
 /// lock `lock` from its start. `BEGIN` and the lock go to the server together, in one
 /// round trip (a lock that fails ends the transaction it began). On SQLite the write
 /// lock of `BEGIN IMMEDIATE` already holds every other writer off.
+///
+/// The same round trip tells PostgreSQL to run the transaction's prepared statements
+/// on the plan it keeps for any values (`plan_cache_mode`, until the transaction
+/// ends). An issue's statements all find their rows by key, and that plan is the one
+/// the values would give. Left to choose, PostgreSQL planned the issue's statement
+/// anew on every run once its tables were large: its plan for any values counts ten
+/// elements in each array parameter, so it looks dearer than a plan for the actual
+/// one or two destinations. On a database of a million users that planning took
+/// 0.25 ms of the server's time per issue (docs/performance.md).
 pub fn write_transaction_locked<T, E, F>(
     conn: &mut DbConnection,
     lock: i64,
@@ -53,7 +62,10 @@ where
         // The lock is a number, written into the statement: a statement with a
         // parameter cannot share a round trip with another.
         (DbConnection::Pg(c), Some(lock)) if !nested => {
-            let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({lock})");
+            let sql = format!(
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+                 SELECT pg_advisory_xact_lock({lock})"
+            );
             if let Err(e) = AnsiTransactionManager::begin_transaction_sql(c, &sql) {
                 // BEGIN ran if the lock failed: end the aborted transaction, or the
                 // pooled connection would answer nothing but errors.
@@ -61,6 +73,7 @@ where
                 return Err(e.into());
             }
         }
+        // Inside a transaction already: the caller's plans are left as they are.
         (DbConnection::Pg(c), Some(lock)) => {
             AnsiTransactionManager::begin_transaction(c)?;
             let statement = diesel::sql_query("SELECT 1 AS done FROM pg_advisory_xact_lock($1)")
