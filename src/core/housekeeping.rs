@@ -256,10 +256,11 @@ mod tests {
         assert_eq!(next_batch(BATCH_ROWS, Duration::ZERO), BATCH_ROWS);
     }
 
-    /// Every delete housekeeping sends finds its rows through an index, on SQLite as
-    /// planned with no statistics: a full scan of a table of millions of rows holds
-    /// the one writer for seconds. The old-messages delete uses the index on
-    /// `created_at`, never the one on state (which reads every sent message).
+    /// Every delete housekeeping sends finds its rows through an index, oldest first in
+    /// that index's order, on SQLite as planned with no statistics: a full scan of a
+    /// table of millions of rows holds the one writer for seconds. The old-messages
+    /// delete uses the index on `created_at`, never the one on state (which reads
+    /// every sent message).
     #[test]
     fn every_delete_finds_its_rows_by_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -301,6 +302,12 @@ mod tests {
                 .collect();
             assert!(
                 plan.iter().all(|line| !line.starts_with("SCAN ")),
+                "{sql}\n{plan:#?}"
+            );
+            // Oldest first, in the index's own order: no sort of every row found.
+            assert!(sql.contains(" ORDER BY "), "{sql}");
+            assert!(
+                plan.iter().all(|line| !line.contains("TEMP B-TREE")),
                 "{sql}\n{plan:#?}"
             );
             if sql.starts_with("DELETE FROM outbox") {

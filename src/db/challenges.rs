@@ -311,7 +311,8 @@ pub fn delete_expired_before(
     before: i64,
     limit: i64,
 ) -> QueryResult<usize> {
-    super::delete_batch(conn, ("challenges", "id"), "expires_at < ?", before, limit)
+    let table = ("challenges", "id");
+    super::delete_batch(conn, table, "expires_at < ?", "expires_at", before, limit)
 }
 
 pub fn find_by_numeric_id(

@@ -160,7 +160,14 @@ pub fn delete_final_before(conn: &mut DbConnection, before: i64, limit: i64) -> 
     // the index on state, which would read every sent message there is.
     let condition =
         "created_at < ? AND updated_at < ? AND (state || '') IN ('sent', 'failed', 'cancelled')";
-    super::delete_batch(conn, ("outbox", "id"), condition, before, limit)
+    super::delete_batch(
+        conn,
+        ("outbox", "id"),
+        condition,
+        "created_at",
+        before,
+        limit,
+    )
 }
 
 /// Cancels the queued messages of these challenges (one being sent is left to finish).
