@@ -154,7 +154,7 @@ pub fn failure_reason(error: &str) -> &'static str {
 /// The outbox's open states, as `otpgate_outbox_messages{state}` shows them
 /// (`db::outbox::OPEN_STATES`). Sent messages are counted as they go, by
 /// `otpgate_delivery_attempts_total{result="sent"}`.
-pub const OUTBOX_STATES: [&str; 3] = crate::db::outbox::OPEN_STATES;
+pub const OUTBOX_STATES: [&str; 3] = ["queued", "sending", "failed"];
 
 /// The kinds of database work `otpgate_db_transaction_duration_seconds` tells apart
 /// (`Db::run_as`); everything else is `other`.

@@ -197,6 +197,16 @@ pub async fn refresh(state: AppState, upstreams: Data<Upstreams>, every: Duratio
 mod tests {
     use super::*;
 
+    /// The gauge shows, by name, each state the refresh counts: a state counted and not
+    /// shown, or shown and not counted, would read 0 for ever.
+    #[test]
+    fn the_outbox_gauge_shows_the_states_counted() {
+        assert_eq!(
+            crate::metrics::OUTBOX_STATES,
+            crate::db::outbox::OPEN_STATES
+        );
+    }
+
     #[test]
     fn labels_come_from_the_route_tables_alone() {
         assert_eq!(route_labels("/healthz"), ("gateway", "/healthz"));
