@@ -69,5 +69,5 @@ pub fn end(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<usize> {
 /// Deletes at most `limit` expired sessions.
 pub fn delete_expired(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<usize> {
     let table = ("capillary_sessions", "id");
-    super::delete_batch(conn, table, "expires_at <= ?", "expires_at", now, limit)
+    super::delete_batch(conn, table, ("expires_at", "<="), None, now, limit)
 }

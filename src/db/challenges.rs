@@ -312,7 +312,7 @@ pub fn delete_expired_before(
     limit: i64,
 ) -> QueryResult<usize> {
     let table = ("challenges", "id");
-    super::delete_batch(conn, table, "expires_at < ?", "expires_at", before, limit)
+    super::delete_batch(conn, table, ("expires_at", "<"), None, before, limit)
 }
 
 pub fn find_by_numeric_id(

@@ -115,12 +115,5 @@ pub fn record_send(conn: &mut DbConnection, key: &str, now: i64, kept: &Kept) ->
 /// subjects' rows, which never record a send.)
 pub fn prune_idle(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
     let table = ("send_limits", "destination_key");
-    super::delete_batch(
-        conn,
-        table,
-        "last_sent_at < ?",
-        "last_sent_at",
-        before,
-        limit,
-    )
+    super::delete_batch(conn, table, ("last_sent_at", "<"), None, before, limit)
 }

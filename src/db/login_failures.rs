@@ -42,12 +42,6 @@ pub fn clear(conn: &mut DbConnection, key: &str) -> QueryResult<usize> {
 /// Forgets failures older than `before` (housekeeping; they count nowhere).
 /// At most `limit` of them.
 pub fn prune(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
-    super::delete_batch(
-        conn,
-        ("login_failures", "id"),
-        "at < ?",
-        "at",
-        before,
-        limit,
-    )
+    let table = ("login_failures", "id");
+    super::delete_batch(conn, table, ("at", "<"), None, before, limit)
 }

@@ -65,8 +65,7 @@ pub fn touch(conn: &mut DbConnection, token_hash: &str, now: i64) -> QueryResult
 /// the two would read the whole table).
 pub fn delete_expired(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<usize> {
     let table = ("sessions", "token_hash");
-    let ended = super::delete_batch(conn, table, "expires_at <= ?", "expires_at", now, limit)?;
-    let idle_until = "last_seen_at + idle_timeout_ms";
-    let idle = "last_seen_at + idle_timeout_ms <= ?";
-    Ok(ended + super::delete_batch(conn, table, idle, idle_until, now, limit)?)
+    let ended = super::delete_batch(conn, table, ("expires_at", "<="), None, now, limit)?;
+    let idle = ("last_seen_at + idle_timeout_ms", "<=");
+    Ok(ended + super::delete_batch(conn, table, idle, None, now, limit)?)
 }

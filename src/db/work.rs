@@ -40,10 +40,10 @@ pub(super) fn count_work(event: diesel::connection::InstrumentationEvent<'_>) {
     WORK.set(w);
 }
 
-/// Deletes at most `limit` rows of `table` that meet `condition`, SQL in which every
-/// `?` stands for `at`, oldest first by `oldest`, the indexed expression the condition
-/// bounds; `key` is the table's primary key (housekeeping's batches). All are names
-/// from this crate, never from a request.
+/// Deletes at most `limit` rows of `table` whose `oldest`, an indexed expression, is
+/// before `at` (`cmp`: `<` or `<=`), oldest first, and that also meet `also`, SQL in
+/// which every `?` stands for `at` too; `key` is the table's primary key
+/// (housekeeping's batches). All are names from this crate, never from a request.
 ///
 /// The order makes PostgreSQL walk that index in order and stop at `limit`. Without
 /// it, it gathered every entry below the cutoff into a bitmap first, and an entry stays
@@ -55,12 +55,16 @@ pub(super) fn count_work(event: diesel::connection::InstrumentationEvent<'_>) {
 pub(crate) fn delete_batch(
     conn: &mut DbConnection,
     (table, key): (&'static str, &'static str),
-    condition: &'static str,
-    oldest: &'static str,
+    (oldest, cmp): (&'static str, &'static str),
+    also: Option<&'static str>,
     at: i64,
     limit: i64,
 ) -> QueryResult<usize> {
     use diesel::sql_types::BigInt;
+    let condition = match also {
+        Some(also) => format!("{oldest} {cmp} ? AND {also}"),
+        None => format!("{oldest} {cmp} ?"),
+    };
     let sql = format!(
         "DELETE FROM {table} WHERE {key} IN \
          (SELECT {key} FROM {table} WHERE {condition} ORDER BY {oldest} LIMIT ?)"

@@ -158,16 +158,9 @@ pub fn mark_attempt_failed(
 pub fn delete_final_before(conn: &mut DbConnection, before: i64, limit: i64) -> QueryResult<usize> {
     // The states are SENT, FAILED and CANCELLED. `state || ''` keeps the planner off
     // the index on state, which would read every sent message there is.
-    let condition =
-        "created_at < ? AND updated_at < ? AND (state || '') IN ('sent', 'failed', 'cancelled')";
-    super::delete_batch(
-        conn,
-        ("outbox", "id"),
-        condition,
-        "created_at",
-        before,
-        limit,
-    )
+    let also = "updated_at < ? AND (state || '') IN ('sent', 'failed', 'cancelled')";
+    let table = ("outbox", "id");
+    super::delete_batch(conn, table, ("created_at", "<"), Some(also), before, limit)
 }
 
 /// Cancels the queued messages of these challenges (one being sent is left to finish).
